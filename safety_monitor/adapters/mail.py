@@ -1,0 +1,85 @@
+"""Owns turning outgoing mail into MIME and delivering it: over SMTP (aiosmtplib) or as .eml files."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosmtplib
+
+from safety_monitor.service.ports import OutgoingMail
+
+
+def to_mime(mail: OutgoingMail, *, date: datetime | None = None) -> EmailMessage:
+    """multipart/alternative: the plain text first, then the HTML part."""
+    message = EmailMessage()
+    message["Message-ID"] = mail.message_id
+    message["From"] = mail.sender
+    message["To"] = ", ".join(mail.recipients)
+    message["Subject"] = mail.subject
+    message["Date"] = format_datetime(date or datetime.now(UTC))
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    security: str = "none"  # "none", "starttls" or "tls" (implicit TLS, usually port 465)
+    timeout: float = 30.0
+    ca_file: str | None = None
+
+
+class SmtpMailer:
+    """Sends through a real SMTP server. TLS is chosen explicitly: aiosmtplib would otherwise upgrade to
+    STARTTLS whenever the server offers it, and fail on a certificate nobody configured."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+
+    async def send(self, mail: OutgoingMail) -> None:
+        s = self._settings
+        context = ssl.create_default_context(cafile=s.ca_file) if s.security != "none" else None
+        await aiosmtplib.send(
+            to_mime(mail),
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            tls_context=context,
+            timeout=s.timeout,
+        )
+
+
+class CaptureMailer:
+    """Writes each mail to DIR/<message-id>.eml: the demo's inbox. Re-sending the same notice overwrites the
+    same file, so a retried delivery never shows as a second copy."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path_for(self, mail: OutgoingMail) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in mail.message_id.strip("<>"))
+        return self.directory / f"{safe}.eml"
+
+    async def send(self, mail: OutgoingMail) -> None:
+        data = to_mime(mail).as_bytes()
+        await asyncio.to_thread(self._write, self.path_for(mail), data)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".eml.partial")
+        partial.write_bytes(data)
+        partial.replace(path)

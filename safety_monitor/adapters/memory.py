@@ -1,0 +1,219 @@
+"""Owns the in-memory unit of work: the same ports as the SQL store, for fast service-layer tests."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from safety_monitor.domain.alerts import Alert, AlertChange
+from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.messages import AdverseEvent, SubjectEvent
+from safety_monitor.domain.rules import RuleHit
+from safety_monitor.domain.subjects import Subject
+from safety_monitor.service.ports import AeKey, SubjectKey
+from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
+
+
+@dataclass
+class MemoryState:
+    """Everything committed so far; a unit of work copies it on entry and swaps it in on commit."""
+
+    inbox: dict[str, InboxEntry] = field(default_factory=dict)
+    dead_letters: dict[str, tuple[DeadLetter, int]] = field(default_factory=dict)
+    subjects: dict[SubjectKey, Subject] = field(default_factory=dict)
+    subject_events: list[SubjectEvent] = field(default_factory=list)
+    ae_current: dict[AeKey, AdverseEvent] = field(default_factory=dict)
+    ae_versions: dict[str, AdverseEvent] = field(default_factory=dict)
+    findings: dict[str, StoredFinding] = field(default_factory=dict)
+    hits: dict[tuple[str, str], RuleHit] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    alert_changes: list[AlertChange] = field(default_factory=list)
+    outbox: dict[str, Notice] = field(default_factory=dict)
+    digests: dict[str, datetime] = field(default_factory=dict)
+
+
+class _Repo:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def s(self) -> MemoryState:
+        return self._uow.working
+
+
+class _Inbox(_Repo):
+    async def content_hashes(self, msg_ids: Iterable[str]) -> dict[str, str]:
+        return {m: self.s.inbox[m].content_hash for m in msg_ids if m in self.s.inbox}
+
+    async def add(self, entries: Sequence[InboxEntry]) -> None:
+        for entry in entries:
+            self.s.inbox.setdefault(entry.msg_id, entry)
+
+
+class _DeadLetters(_Repo):
+    async def add(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            stored, count = self.s.dead_letters.get(letter.payload_hash, (letter, 0))
+            self.s.dead_letters[letter.payload_hash] = (stored, count + 1)
+
+    async def list(self, limit: int = 100) -> list[tuple[DeadLetter, int]]:
+        return list(self.s.dead_letters.values())[:limit]
+
+
+class _Subjects(_Repo):
+    async def get(self, keys: Iterable[SubjectKey]) -> dict[SubjectKey, Subject]:
+        return {k: self.s.subjects[k] for k in keys if k in self.s.subjects}
+
+    async def put(self, subjects: Sequence[Subject]) -> None:
+        for subject in subjects:
+            self.s.subjects[subject.key] = subject
+
+    async def add_events(self, events: Sequence[SubjectEvent]) -> None:
+        self.s.subject_events.extend(events)
+
+    async def safety_population(self) -> dict[SubjectKey, Subject]:
+        return {k: v for k, v in self.s.subjects.items() if v.in_safety_population}
+
+
+class _AdverseEvents(_Repo):
+    async def current(self, keys: Iterable[AeKey]) -> dict[AeKey, AdverseEvent]:
+        return {k: self.s.ae_current[k] for k in keys if k in self.s.ae_current}
+
+    async def put_current(self, events: Sequence[AdverseEvent]) -> None:
+        for event in events:
+            self.s.ae_current[event.record_key] = event
+
+    async def add_versions(self, events: Sequence[AdverseEvent]) -> None:
+        for event in events:
+            self.s.ae_versions.setdefault(event.envelope.msg_id, event)
+
+    async def facts(self) -> list[AeFact]:
+        return [
+            AeFact(k[0], k[1], e.system_organ_class, e.preferred_term, e.investigator_grade or 0, e.onset_date)
+            for k, e in self.s.ae_current.items()
+        ]
+
+    async def unknown_subject_count(self) -> int:
+        return sum(1 for k in self.s.ae_current if (k[0], k[1]) not in self.s.subjects)
+
+
+class _Findings(_Repo):
+    async def add(self, findings: Sequence[StoredFinding]) -> None:
+        for stored in findings:
+            self.s.findings.setdefault(stored.finding.envelope.msg_id, stored)
+
+
+class _Hits(_Repo):
+    async def add(self, hits: Sequence[RuleHit]) -> None:
+        for hit in hits:
+            self.s.hits.setdefault((hit.rule.id, hit.msg_id), hit)
+
+
+class _Alerts(_Repo):
+    async def get(self, keys: Iterable[str]) -> dict[str, Alert]:
+        return {k: self.s.alerts[k] for k in keys if k in self.s.alerts}
+
+    async def put(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            self.s.alerts[alert.key] = alert
+
+    async def add_changes(self, changes: Sequence[AlertChange]) -> None:
+        known = {c.notice_id for c in self.s.alert_changes}
+        self.s.alert_changes.extend(c for c in changes if c.notice_id not in known)
+
+    async def changes_since(self, since: datetime | None) -> list[AlertChange]:
+        return [c for c in self.s.alert_changes if since is None or c.at > since]
+
+    async def count_by_rule(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for alert in self.s.alerts.values():
+            counts[alert.rule_id] = counts.get(alert.rule_id, 0) + 1
+        return counts
+
+
+class _Outbox(_Repo):
+    async def add(self, notices: Sequence[Notice]) -> None:
+        for notice in notices:
+            self.s.outbox.setdefault(notice.notice_id, notice)
+
+    async def due(self, now: datetime, limit: int) -> list[Notice]:
+        due = [
+            n
+            for n in self.s.outbox.values()
+            if n.sent_at is None
+            and (n.attempts == 0 or (n.next_attempt_at is not None and n.next_attempt_at <= now))
+        ]
+        return sorted(due, key=lambda n: (n.created_at, n.notice_id))[:limit]
+
+    async def mark_sent(self, notice_id: str, at: datetime) -> None:
+        notice = self.s.outbox[notice_id]
+        self.s.outbox[notice_id] = replace(notice, sent_at=at, attempts=notice.attempts + 1, last_error=None)
+
+    async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None:
+        notice = self.s.outbox[notice_id]
+        self.s.outbox[notice_id] = replace(
+            notice, attempts=notice.attempts + 1, last_error=error, next_attempt_at=next_attempt_at
+        )
+
+    async def counts(self) -> dict[str, int]:
+        notices = self.s.outbox.values()
+        return {
+            "sent": sum(1 for n in notices if n.sent_at is not None),
+            "pending": sum(1 for n in notices if n.sent_at is None and (n.attempts == 0 or n.next_attempt_at)),
+            "failed": sum(1 for n in notices if n.sent_at is None and n.attempts > 0 and not n.next_attempt_at),
+        }
+
+
+class _Digests(_Repo):
+    async def last_sent(self, kind: str) -> datetime | None:
+        return self.s.digests.get(kind)
+
+    async def record_sent(self, kind: str, at: datetime, recipients: Sequence[str]) -> None:
+        self.s.digests[kind] = at
+
+
+class MemoryUnitOfWork:
+    """A transaction over `MemoryState`: changes are made on a copy and published only by `commit()`."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+        self.working = state
+        self.committed = False
+        self.inbox = _Inbox(self)
+        self.dead_letters = _DeadLetters(self)
+        self.subjects = _Subjects(self)
+        self.adverse_events = _AdverseEvents(self)
+        self.findings = _Findings(self)
+        self.hits = _Hits(self)
+        self.alerts = _Alerts(self)
+        self.outbox = _Outbox(self)
+        self.digests = _Digests(self)
+
+    async def __aenter__(self) -> Self:
+        self.working = copy.deepcopy(self.state)
+        self.committed = False
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.working = self.state
+
+    async def commit(self) -> None:
+        for name in vars(self.state):
+            setattr(self.state, name, getattr(self.working, name))
+        self.committed = True
+
+
+class MemoryStore:
+    """A factory of in-memory units of work sharing one state."""
+
+    def __init__(self) -> None:
+        self.state = MemoryState()
+
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.state)

@@ -1,0 +1,73 @@
+"""Owns database connections: URL normalisation, engine set-up per dialect, and applying migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def async_url(url: str) -> str:
+    """Accept the URLs operators write (postgresql://, sqlite:///) and pick the async driver."""
+    parsed = make_url(url)
+    drivers = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+    if parsed.drivername in drivers:
+        parsed = parsed.set(drivername=drivers[parsed.drivername])
+    if parsed.drivername not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+        raise ValueError(
+            f"DATABASE_URL scheme {parsed.drivername!r} is not supported: use sqlite:///PATH or postgresql://HOST/DB"
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at each checkpoint, safe on crash
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
+    """An async engine; for SQLite the parent directory is created and WAL mode set on every connection.
+
+    `schema` (PostgreSQL only) puts every table in that schema through the search path; tests use it to
+    isolate runs that share the `test` database.
+    """
+    full = async_url(url)
+    parsed = make_url(full)
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(full, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if schema:
+        connect_args["server_settings"] = {"search_path": schema}
+    return create_async_engine(full, connect_args=connect_args, pool_pre_ping=True)
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Apply every pending migration (idempotent)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)

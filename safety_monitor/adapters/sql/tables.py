@@ -1,0 +1,249 @@
+"""Owns the SQL schema of the system of record (SQLAlchemy Core tables; Alembic migrations follow it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on both databases (SQLite hands back naive values: re-attach UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: the store keeps UTC instants")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(name: str, nullable: bool = False) -> Column[Any]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("msg_id", String(128), primary_key=True),
+    Column("msg_type", String(16), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    _ts("received_at"),
+    Column("origin", String(300), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+dead_letter = Table(
+    "dead_letter",
+    metadata,
+    Column("payload_hash", String(64), primary_key=True),
+    Column("msg_id", String(128), nullable=True, index=True),
+    Column("reason", Text, nullable=False),
+    Column("origin", String(300), nullable=False),
+    Column("payload", Text, nullable=False),
+    _ts("first_received_at"),
+    Column("times_received", Integer, nullable=False),
+)
+
+subject = Table(
+    "subject",
+    metadata,
+    Column("study_id", String(64), primary_key=True),
+    Column("subject_id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("arm", String(400)),
+    Column("enrolled_on", String(32)),
+    Column("first_dose_on", String(32)),
+    Column("discontinued_on", String(32)),
+    Column("died_on", String(32)),
+)
+
+subject_event = Table(
+    "subject_event",
+    metadata,
+    Column("msg_id", String(128), primary_key=True),
+    Column("study_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("event_dtc", String(32), nullable=False),
+    Column("drug", String(32)),
+    Column("reason", Text),
+    Index("ix_subject_event_subject", "study_id", "subject_id"),
+)
+
+_AE_COLUMNS = (
+    ("site_id", String(64)),
+    ("record_version", Integer),
+    ("sent_at", UtcDateTime()),
+    ("aeterm", Text),
+    ("aedecod", String(400)),
+    ("aebodsys", String(400)),
+    ("aetoxgr", Integer),
+    ("aeser", String(2)),
+    ("aesdth", String(2)),
+    ("aeslife", String(2)),
+    ("aeshosp", String(2)),
+    ("aestdtc", String(32)),
+    ("aeendtc", String(32)),
+    ("aeout", String(64)),
+    ("aerel_anlotinib", String(64)),
+    ("aerel_ici", String(64)),
+    ("aeacn_anlotinib", String(64)),
+    ("aeacn_ici", String(64)),
+    ("aeirae", String(2)),
+)
+
+adverse_event = Table(
+    "adverse_event",
+    metadata,
+    Column("study_id", String(64), primary_key=True),
+    Column("subject_id", String(64), primary_key=True),
+    Column("aespid", String(64), primary_key=True),
+    Column("msg_id", String(128), nullable=False),
+    *(Column(name, type_) for name, type_ in _AE_COLUMNS),
+)
+
+adverse_event_version = Table(
+    "adverse_event_version",
+    metadata,
+    Column("msg_id", String(128), primary_key=True),
+    Column("study_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("aespid", String(64), nullable=False),
+    *(Column(name, type_) for name, type_ in _AE_COLUMNS),
+    Index("ix_adverse_event_version_record", "study_id", "subject_id", "aespid", "record_version"),
+)
+
+finding = Table(
+    "finding",
+    metadata,
+    Column("msg_id", String(128), primary_key=True),
+    Column("domain", String(4), nullable=False),
+    Column("study_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("record_version", Integer, nullable=False),
+    Column("test_code", String(64), nullable=False),
+    Column("value", Float),
+    Column("unit", String(64)),
+    Column("lln", Float),
+    Column("uln", Float),
+    Column("normal_range_indicator", String(16)),
+    Column("baseline_flag", String(1)),
+    Column("collected_at", String(32), nullable=False),
+    Column("visit", String(64)),
+    Column("specimen", String(64)),
+    Column("grades", JSON, nullable=False),  # [{"term","grade","provisional","note"} | {"term","reason"}]
+    Column("ctcae_version", String(16), nullable=False),
+    Index("ix_finding_subject_test", "study_id", "subject_id", "domain", "test_code", "collected_at"),
+)
+
+rule_hit = Table(
+    "rule_hit",
+    metadata,
+    Column("rule_id", String(128), primary_key=True),
+    Column("msg_id", String(128), primary_key=True),
+    Column("alert_key", String(600), nullable=False, index=True),
+    Column("study_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("subject_ref", String(400), nullable=False),
+    Column("term", String(400), nullable=False),
+    Column("grade", Integer, nullable=False),
+    Column("observed_on", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("ruleset_hash", String(64), nullable=False),
+    Column("ctcae_version", String(16), nullable=False),
+)
+
+alert = Table(
+    "alert",
+    metadata,
+    Column("alert_key", String(600), primary_key=True),
+    Column("rule_id", String(128), nullable=False, index=True),
+    Column("rule_title", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("study_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("subject_ref", String(400), nullable=False),
+    Column("term", String(400), nullable=False),
+    Column("grade", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    _ts("raised_at"),
+    _ts("updated_at"),
+    Column("last_msg_id", String(128), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("ruleset_hash", String(64), nullable=False),
+    Column("ctcae_version", String(16), nullable=False),
+)
+
+alert_change = Table(
+    "alert_change",
+    metadata,
+    Column("notice_id", String(32), primary_key=True),
+    Column("alert_key", String(600), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("previous_grade", Integer),
+    Column("grade", Integer, nullable=False),
+    Column("msg_id", String(128), nullable=False),
+    Column("at", UtcDateTime(), nullable=False, index=True),
+    Column("snapshot", JSON, nullable=False),  # the alert as it was after this change
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("notice_id", String(32), primary_key=True),
+    Column("alert_key", String(600), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("context", JSON, nullable=False),
+    _ts("created_at"),
+    Column("attempts", Integer, nullable=False),
+    _ts("next_attempt_at", nullable=True),
+    _ts("sent_at", nullable=True),
+    Column("last_error", Text),
+    Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
+)
+
+digest_run = Table(
+    "digest_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    _ts("sent_at"),
+    Column("recipients", JSON, nullable=False),
+    Index("ix_digest_run_kind", "kind", "sent_at"),
+)

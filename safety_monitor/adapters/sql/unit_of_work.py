@@ -1,0 +1,586 @@
+"""Owns the SQL unit of work: one transaction over every repository, with batch reads and idempotent writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Table, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from safety_monitor.adapters.sql import tables as t
+from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus, ChangeKind
+from safety_monitor.domain.dates import PartialDate
+from safety_monitor.domain.grading import Graded, GradeResult
+from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.messages import AdverseEvent, Envelope, MessageType, SubjectEvent
+from safety_monitor.domain.rules import RuleHit
+from safety_monitor.domain.subjects import Subject
+from safety_monitor.service.ports import AeKey, SubjectKey
+from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
+
+_CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter limit
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _date(value: PartialDate | None) -> str | None:
+    return value.text if value is not None else None
+
+
+def _parse(value: str | None) -> PartialDate | None:
+    return PartialDate.parse(value) if value else None
+
+
+class _Sql:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def conn(self) -> AsyncConnection:
+        return self._uow.connection
+
+    def _insert(self, table: Table) -> Any:
+        """A dialect-specific INSERT that supports ON CONFLICT (there is no generic upsert in SQLAlchemy)."""
+        if self.conn.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def _insert_ignore(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        if rows:
+            await self.conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+    async def _upsert(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        if not rows:
+            return
+        statement = self._insert(table)
+        changing = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+        await self.conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changing), rows)
+
+
+class _Inbox(_Sql):
+    async def content_hashes(self, msg_ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(msg_ids)):
+            result = await self.conn.execute(
+                select(t.inbox.c.msg_id, t.inbox.c.content_hash).where(t.inbox.c.msg_id.in_(chunk))
+            )
+            found.update({row.msg_id: row.content_hash for row in result})
+        return found
+
+    async def add(self, entries: Sequence[InboxEntry]) -> None:
+        # A plain INSERT: a concurrent worker that took the same msg_id makes this transaction fail and the
+        # batch is redelivered, where it is recognised as a duplicate. Never silently "do nothing" here.
+        if entries:
+            await self.conn.execute(
+                insert(t.inbox),
+                [
+                    {
+                        "msg_id": e.msg_id,
+                        "msg_type": e.msg_type,
+                        "content_hash": e.content_hash,
+                        "received_at": e.received_at,
+                        "origin": e.origin,
+                        "outcome": e.outcome,
+                        "payload": e.payload,
+                    }
+                    for e in entries
+                ],
+            )
+
+
+class _DeadLetters(_Sql):
+    async def add(self, letters: Sequence[DeadLetter]) -> None:
+        # Same payload twice in one batch: fold first (PostgreSQL refuses one upsert touching a row twice).
+        folded: dict[str, tuple[DeadLetter, int]] = {}
+        for letter in letters:
+            first, count = folded.get(letter.payload_hash, (letter, 0))
+            folded[letter.payload_hash] = (first, count + 1)
+        if not folded:
+            return
+        statement = self._insert(t.dead_letter)
+        statement = statement.on_conflict_do_update(
+            index_elements=["payload_hash"],
+            set_={"times_received": t.dead_letter.c.times_received + statement.excluded.times_received},
+        )
+        await self.conn.execute(
+            statement,
+            [
+                {
+                    "payload_hash": letter.payload_hash,
+                    "msg_id": letter.msg_id,
+                    "reason": letter.reason,
+                    "origin": letter.origin,
+                    "payload": letter.payload,
+                    "first_received_at": letter.received_at,
+                    "times_received": count,
+                }
+                for letter, count in folded.values()
+            ],
+        )
+
+    async def list(self, limit: int = 100) -> list[tuple[DeadLetter, int]]:
+        result = await self.conn.execute(
+            select(t.dead_letter).order_by(t.dead_letter.c.first_received_at, t.dead_letter.c.origin).limit(limit)
+        )
+        return [
+            (DeadLetter(r.payload_hash, r.msg_id, r.reason, r.origin, r.payload, r.first_received_at), r.times_received)
+            for r in result
+        ]
+
+
+def _subject_row(subject: Subject) -> dict[str, Any]:
+    return {
+        "study_id": subject.study_id,
+        "subject_id": subject.subject_id,
+        "site_id": subject.site_id,
+        "arm": subject.arm,
+        "enrolled_on": _date(subject.enrolled_on),
+        "first_dose_on": _date(subject.first_dose_on),
+        "discontinued_on": _date(subject.discontinued_on),
+        "died_on": _date(subject.died_on),
+    }
+
+
+def _subject(row: Any) -> Subject:
+    return Subject(
+        study_id=row.study_id,
+        subject_id=row.subject_id,
+        site_id=row.site_id,
+        arm=row.arm,
+        enrolled_on=_parse(row.enrolled_on),
+        first_dose_on=_parse(row.first_dose_on),
+        discontinued_on=_parse(row.discontinued_on),
+        died_on=_parse(row.died_on),
+    )
+
+
+class _Subjects(_Sql):
+    async def get(self, keys: Iterable[SubjectKey]) -> dict[SubjectKey, Subject]:
+        found: dict[SubjectKey, Subject] = {}
+        for chunk in _chunks(list(keys)):
+            result = await self.conn.execute(
+                select(t.subject).where(tuple_(t.subject.c.study_id, t.subject.c.subject_id).in_(chunk))
+            )
+            for row in result:
+                found[(row.study_id, row.subject_id)] = _subject(row)
+        return found
+
+    async def put(self, subjects: Sequence[Subject]) -> None:
+        await self._upsert(t.subject, [_subject_row(s) for s in subjects], ["study_id", "subject_id"])
+
+    async def add_events(self, events: Sequence[SubjectEvent]) -> None:
+        rows = [
+            {
+                "msg_id": e.envelope.msg_id,
+                "study_id": e.envelope.study_id,
+                "subject_id": e.envelope.subject_id,
+                "event": e.event.value,
+                "event_dtc": e.event_date.text,
+                "drug": e.drug,
+                "reason": e.reason,
+            }
+            for e in events
+        ]
+        await self._insert_ignore(t.subject_event, rows, ["msg_id"])
+
+    async def safety_population(self) -> dict[SubjectKey, Subject]:
+        result = await self.conn.execute(select(t.subject).where(t.subject.c.first_dose_on.is_not(None)))
+        return {(row.study_id, row.subject_id): _subject(row) for row in result}
+
+
+def _ae_row(event: AdverseEvent) -> dict[str, Any]:
+    env = event.envelope
+    return {
+        "msg_id": env.msg_id,
+        "study_id": env.study_id,
+        "subject_id": env.subject_id,
+        "aespid": event.ae_spid,
+        "site_id": env.site_id,
+        "record_version": env.record_version,
+        "sent_at": env.sent_at,
+        "aeterm": event.verbatim_term,
+        "aedecod": event.preferred_term,
+        "aebodsys": event.system_organ_class,
+        "aetoxgr": event.investigator_grade,
+        "aeser": event.serious,
+        "aesdth": event.death,
+        "aeslife": event.life_threatening,
+        "aeshosp": event.hospitalisation,
+        "aestdtc": _date(event.onset_date),
+        "aeendtc": _date(event.end_date),
+        "aeout": event.outcome,
+        "aerel_anlotinib": event.causality_anlotinib,
+        "aerel_ici": event.causality_ici,
+        "aeacn_anlotinib": event.action_anlotinib,
+        "aeacn_ici": event.action_ici,
+        "aeirae": event.immune_related,
+    }
+
+
+def _ae(row: Any) -> AdverseEvent:
+    return AdverseEvent(
+        envelope=Envelope(
+            msg_id=row.msg_id,
+            msg_type=MessageType.AE,
+            sent_at=row.sent_at,
+            site_id=row.site_id,
+            record_version=row.record_version,
+            study_id=row.study_id,
+            subject_id=row.subject_id,
+        ),
+        ae_spid=row.aespid,
+        verbatim_term=row.aeterm,
+        preferred_term=row.aedecod,
+        system_organ_class=row.aebodsys,
+        investigator_grade=row.aetoxgr,
+        serious=row.aeser,
+        death=row.aesdth,
+        life_threatening=row.aeslife,
+        hospitalisation=row.aeshosp,
+        onset_date=_parse(row.aestdtc),
+        end_date=_parse(row.aeendtc),
+        outcome=row.aeout,
+        causality_anlotinib=row.aerel_anlotinib,
+        causality_ici=row.aerel_ici,
+        action_anlotinib=row.aeacn_anlotinib,
+        action_ici=row.aeacn_ici,
+        immune_related=row.aeirae,
+    )
+
+
+class _AdverseEvents(_Sql):
+    async def current(self, keys: Iterable[AeKey]) -> dict[AeKey, AdverseEvent]:
+        found: dict[AeKey, AdverseEvent] = {}
+        c = t.adverse_event.c
+        for chunk in _chunks(list(keys)):
+            result = await self.conn.execute(
+                select(t.adverse_event).where(tuple_(c.study_id, c.subject_id, c.aespid).in_(chunk))
+            )
+            for row in result:
+                found[(row.study_id, row.subject_id, row.aespid)] = _ae(row)
+        return found
+
+    async def put_current(self, events: Sequence[AdverseEvent]) -> None:
+        await self._upsert(t.adverse_event, [_ae_row(e) for e in events], ["study_id", "subject_id", "aespid"])
+
+    async def add_versions(self, events: Sequence[AdverseEvent]) -> None:
+        await self._insert_ignore(t.adverse_event_version, [_ae_row(e) for e in events], ["msg_id"])
+
+    async def facts(self) -> list[AeFact]:
+        c = t.adverse_event.c
+        result = await self.conn.execute(
+            select(c.study_id, c.subject_id, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc)
+        )
+        return [
+            AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, _parse(r.aestdtc))
+            for r in result
+        ]
+
+    async def unknown_subject_count(self) -> int:
+        ae, subject = t.adverse_event.c, t.subject.c
+        known = select(subject.subject_id).where(
+            and_(subject.study_id == ae.study_id, subject.subject_id == ae.subject_id)
+        )
+        result = await self.conn.execute(
+            select(func.count()).select_from(t.adverse_event).where(~known.exists())
+        )
+        return int(result.scalar_one())
+
+
+def _grade_json(result: GradeResult) -> dict[str, Any]:
+    if isinstance(result, Graded):
+        return {"term": result.term, "grade": result.grade, "provisional": result.provisional, "note": result.note}
+    return {"term": result.term, "reason": result.reason}
+
+
+class _Findings(_Sql):
+    async def add(self, findings: Sequence[StoredFinding]) -> None:
+        rows = []
+        for stored in findings:
+            f = stored.finding
+            assert not isinstance(f, (AdverseEvent, SubjectEvent))
+            env = f.envelope
+            rows.append(
+                {
+                    "msg_id": env.msg_id,
+                    "domain": env.msg_type.value,
+                    "study_id": env.study_id,
+                    "subject_id": env.subject_id,
+                    "record_version": env.record_version,
+                    "test_code": f.test_code,
+                    "value": f.value,
+                    "unit": f.unit,
+                    "lln": f.lln,
+                    "uln": f.uln,
+                    "normal_range_indicator": f.normal_range_indicator,
+                    "baseline_flag": "Y" if f.baseline_flag else None,
+                    "collected_at": f.collected_at.text,
+                    "visit": f.visit,
+                    "specimen": f.specimen,
+                    "grades": [_grade_json(g) for g in stored.grades],
+                    "ctcae_version": stored.grades[0].ctcae_version if stored.grades else "",
+                }
+            )
+        await self._insert_ignore(t.finding, rows, ["msg_id"])
+
+
+class _Hits(_Sql):
+    async def add(self, hits: Sequence[RuleHit]) -> None:
+        rows = [
+            {
+                "rule_id": h.rule.id,
+                "msg_id": h.msg_id,
+                "alert_key": h.alert_key,
+                "study_id": h.study_id,
+                "subject_id": h.subject_id,
+                "subject_ref": h.subject_ref,
+                "term": h.term,
+                "grade": h.grade,
+                "observed_on": h.observed_on,
+                "detail": h.detail,
+                "ruleset_hash": h.ruleset_hash,
+                "ctcae_version": h.ctcae_version,
+            }
+            for h in hits
+        ]
+        await self._insert_ignore(t.rule_hit, rows, ["rule_id", "msg_id"])
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "alert_key": alert.key,
+        "rule_id": alert.rule_id,
+        "rule_title": alert.rule_title,
+        "severity": alert.severity,
+        "action": alert.action,
+        "study_id": alert.study_id,
+        "subject_id": alert.subject_id,
+        "subject_ref": alert.subject_ref,
+        "term": alert.term,
+        "grade": alert.grade,
+        "status": alert.status.value,
+        "raised_at": alert.raised_at,
+        "updated_at": alert.updated_at,
+        "last_msg_id": alert.last_msg_id,
+        "detail": alert.detail,
+        "ruleset_hash": alert.ruleset_hash,
+        "ctcae_version": alert.ctcae_version,
+    }
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(
+        key=row["alert_key"],
+        rule_id=row["rule_id"],
+        rule_title=row["rule_title"],
+        severity=row["severity"],
+        action=row["action"],
+        study_id=row["study_id"],
+        subject_id=row["subject_id"],
+        subject_ref=row["subject_ref"],
+        term=row["term"],
+        grade=row["grade"],
+        status=AlertStatus(row["status"]),
+        raised_at=_utc(row["raised_at"]),
+        updated_at=_utc(row["updated_at"]),
+        last_msg_id=row["last_msg_id"],
+        detail=row["detail"],
+        ruleset_hash=row["ruleset_hash"],
+        ctcae_version=row["ctcae_version"],
+    )
+
+
+def _utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # snapshots in JSON columns keep ISO strings
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC)
+
+
+class _Alerts(_Sql):
+    async def get(self, keys: Iterable[str]) -> dict[str, Alert]:
+        found: dict[str, Alert] = {}
+        for chunk in _chunks(list(keys)):
+            result = await self.conn.execute(select(t.alert).where(t.alert.c.alert_key.in_(chunk)))
+            for row in result.mappings():
+                found[row["alert_key"]] = _alert(row)
+        return found
+
+    async def put(self, alerts: Sequence[Alert]) -> None:
+        await self._upsert(t.alert, [_alert_row(a) for a in alerts], ["alert_key"])
+
+    async def add_changes(self, changes: Sequence[AlertChange]) -> None:
+        rows = []
+        for change in changes:
+            snapshot = _alert_row(change.alert)
+            snapshot["raised_at"] = change.alert.raised_at.isoformat()
+            snapshot["updated_at"] = change.alert.updated_at.isoformat()
+            rows.append(
+                {
+                    "notice_id": change.notice_id,
+                    "alert_key": change.alert.key,
+                    "kind": change.kind.value,
+                    "previous_grade": change.previous_grade,
+                    "grade": change.alert.grade,
+                    "msg_id": change.msg_id,
+                    "at": change.at,
+                    "snapshot": snapshot,
+                }
+            )
+        await self._insert_ignore(t.alert_change, rows, ["notice_id"])
+
+    async def changes_since(self, since: datetime | None) -> list[AlertChange]:
+        query = select(t.alert_change).order_by(t.alert_change.c.at, t.alert_change.c.notice_id)
+        if since is not None:
+            query = query.where(t.alert_change.c.at > since)
+        result = await self.conn.execute(query)
+        return [
+            AlertChange(_alert(row.snapshot), ChangeKind(row.kind), row.previous_grade, row.msg_id, row.at)
+            for row in result
+        ]
+
+    async def count_by_rule(self) -> dict[str, int]:
+        result = await self.conn.execute(select(t.alert.c.rule_id, func.count()).group_by(t.alert.c.rule_id))
+        return {rule_id: int(count) for rule_id, count in result.tuples()}
+
+
+def _notice(row: Any) -> Notice:
+    return Notice(
+        notice_id=row.notice_id,
+        alert_key=row.alert_key,
+        kind=row.kind,
+        recipients=tuple(row.recipients),
+        context=dict(row.context),
+        created_at=row.created_at,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
+    )
+
+
+class _Outbox(_Sql):
+    async def add(self, notices: Sequence[Notice]) -> None:
+        rows = [
+            {
+                "notice_id": n.notice_id,
+                "alert_key": n.alert_key,
+                "kind": n.kind,
+                "recipients": list(n.recipients),
+                "context": n.context,
+                "created_at": n.created_at,
+                "attempts": n.attempts,
+                "next_attempt_at": n.next_attempt_at,
+                "sent_at": n.sent_at,
+                "last_error": n.last_error,
+            }
+            for n in notices
+        ]
+        await self._insert_ignore(t.outbox, rows, ["notice_id"])
+
+    async def due(self, now: datetime, limit: int) -> list[Notice]:
+        c = t.outbox.c
+        query = (
+            select(t.outbox)
+            .where(c.sent_at.is_(None), or_(c.attempts == 0, c.next_attempt_at <= now))
+            .order_by(c.created_at, c.notice_id)
+            .limit(limit)
+        )
+        return [_notice(row) for row in await self.conn.execute(query)]
+
+    async def mark_sent(self, notice_id: str, at: datetime) -> None:
+        c = t.outbox.c
+        await self.conn.execute(
+            update(t.outbox)
+            .where(c.notice_id == notice_id)
+            .values(sent_at=at, attempts=c.attempts + 1, last_error=None, next_attempt_at=None)
+        )
+
+    async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None:
+        c = t.outbox.c
+        await self.conn.execute(
+            update(t.outbox)
+            .where(c.notice_id == notice_id)
+            .values(attempts=c.attempts + 1, last_error=error, next_attempt_at=next_attempt_at)
+        )
+
+    async def counts(self) -> dict[str, int]:
+        c = t.outbox.c
+        result = await self.conn.execute(
+            select(
+                func.count().filter(c.sent_at.is_not(None)),
+                func.count().filter(c.sent_at.is_(None), or_(c.attempts == 0, c.next_attempt_at.is_not(None))),
+                func.count().filter(c.sent_at.is_(None), c.attempts > 0, c.next_attempt_at.is_(None)),
+            )
+        )
+        sent, pending, failed = result.one()
+        return {"sent": int(sent), "pending": int(pending), "failed": int(failed)}
+
+
+class _Digests(_Sql):
+    async def last_sent(self, kind: str) -> datetime | None:
+        result = await self.conn.execute(
+            select(func.max(t.digest_run.c.sent_at)).where(t.digest_run.c.kind == kind)
+        )
+        value = result.scalar_one_or_none()
+        return _utc(value) if value is not None else None
+
+    async def record_sent(self, kind: str, at: datetime, recipients: Sequence[str]) -> None:
+        await self.conn.execute(insert(t.digest_run).values(kind=kind, sent_at=at, recipients=list(recipients)))
+
+
+class SqlUnitOfWork:
+    """One database transaction. Without `commit()` the block rolls back, whatever happened inside it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self.inbox = _Inbox(self)
+        self.dead_letters = _DeadLetters(self)
+        self.subjects = _Subjects(self)
+        self.adverse_events = _AdverseEvents(self)
+        self.findings = _Findings(self)
+        self.hits = _Hits(self)
+        self.alerts = _Alerts(self)
+        self.outbox = _Outbox(self)
+        self.digests = _Digests(self)
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("unit of work used outside its 'async with' block")
+        return self._connection
+
+    async def __aenter__(self) -> Self:
+        self._connection = await self._engine.connect()
+        await self._connection.begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self.connection, None
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+
+class SqlStore:
+    """A factory of SQL units of work over one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)

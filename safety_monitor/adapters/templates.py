@@ -1,0 +1,45 @@
+"""Owns rendering mail and digests from the Jinja2 templates in templates/ (HTML autoescaped, text not)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+ALERT_TEMPLATES = ("alert_subject.txt.j2", "alert.txt.j2", "alert.html.j2")
+DIGEST_TEMPLATES = ("digest_subject.txt.j2", "digest.txt.j2", "digest.html.j2")
+
+
+class TemplateRenderer:
+    """Renders with StrictUndefined, so a template that names a missing field fails loudly, not blank."""
+
+    def __init__(self, directory: Path) -> None:
+        loader = FileSystemLoader(str(directory))
+        # AE verbatim text comes from sites and is untrusted: every .html template is autoescaped.
+        self._html = Environment(
+            loader=loader, undefined=StrictUndefined, autoescape=select_autoescape(["html", "html.j2"])
+        )
+        self._text = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701
+        self._text.filters["oneline"] = _oneline
+        self._html.filters["oneline"] = _oneline
+        for name in (*ALERT_TEMPLATES, *DIGEST_TEMPLATES):
+            (self._html if name.endswith(".html.j2") else self._text).get_template(name)  # fail at start-up
+
+    def _render(self, names: tuple[str, str, str], context: Mapping[str, object]) -> tuple[str, str, str]:
+        subject_name, text_name, html_name = names
+        subject = _oneline(self._text.get_template(subject_name).render(context))
+        text = self._text.get_template(text_name).render(context)
+        html = self._html.get_template(html_name).render(context)
+        return subject, text, html
+
+    def alert_mail(self, context: Mapping[str, object]) -> tuple[str, str, str]:
+        return self._render(ALERT_TEMPLATES, context)
+
+    def digest(self, context: Mapping[str, object]) -> tuple[str, str, str]:
+        return self._render(DIGEST_TEMPLATES, context)
+
+
+def _oneline(value: object) -> str:
+    """Collapse whitespace: site text must not inject header lines into a mail subject."""
+    return " ".join(str(value).split())

@@ -1,0 +1,97 @@
+"""Owns composition: the one place that picks concrete adapters (SQL or memory, SMTP or files) for a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from safety_monitor.adapters.clock import SystemClock
+from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
+from safety_monitor.adapters.sql.database import create_engine, upgrade
+from safety_monitor.adapters.sql.unit_of_work import SqlStore
+from safety_monitor.adapters.templates import TemplateRenderer
+from safety_monitor.domain.grading import BloodPressureGrader, FindingGrader
+from safety_monitor.ruleset.loader import load_ruleset
+from safety_monitor.service.delivery import DeliveryReport, deliver_due
+from safety_monitor.service.pipeline import PipelineConfig
+from safety_monitor.service.ports import Clock, Mailer, UnitOfWorkFactory
+from safety_monitor.settings import Settings
+
+
+@dataclass
+class App:
+    """Everything a runtime needs, wired. Built by `bootstrap`; nothing here does I/O until started."""
+
+    settings: Settings
+    engine: AsyncEngine | None
+    store: UnitOfWorkFactory
+    pipeline: PipelineConfig
+    mailer: Mailer
+    renderer: TemplateRenderer
+    clock: Clock
+
+    async def start(self) -> None:
+        """Bring the database schema up to date (idempotent)."""
+        if self.engine is not None:
+            await upgrade(self.engine)
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def deliver(self) -> DeliveryReport:
+        return await deliver_due(
+            self.store,
+            self.mailer,
+            self.renderer,
+            sender=self.settings.mail_from,
+            mail_domain=self.settings.mail_domain,
+            now=self.clock.now(),
+        )
+
+
+def make_grader(settings: Settings) -> FindingGrader:
+    return BloodPressureGrader(settings.ctcae_version)
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if settings.mail_backend == "smtp":
+        return SmtpMailer(
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                security=settings.smtp_security,
+                timeout=settings.smtp_timeout,
+                ca_file=settings.smtp_ca_file,
+            )
+        )
+    return CaptureMailer(settings.mail_capture_dir)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    store: UnitOfWorkFactory | None = None,
+    mailer: Mailer | None = None,
+    clock: Clock | None = None,
+) -> App:
+    """Wire an app. Rules and templates are loaded (and checked) here, so a broken file stops the start."""
+    ruleset = load_ruleset(settings.rules_dir)
+    renderer = TemplateRenderer(settings.templates_dir)
+    engine = None
+    if store is None:
+        engine = create_engine(settings.database_url)
+        store = SqlStore(engine)
+    pipeline = PipelineConfig(ruleset=ruleset, grader=make_grader(settings), alert_recipients=settings.alert_recipients)
+    return App(
+        settings=settings,
+        engine=engine,
+        store=store,
+        pipeline=pipeline,
+        mailer=mailer or make_mailer(settings),
+        renderer=renderer,
+        clock=clock or SystemClock(),
+    )

@@ -1,0 +1,1 @@
+"""Command-line entrypoint: the safety-monitor command and its subcommands."""

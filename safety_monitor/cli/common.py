@@ -1,0 +1,58 @@
+"""Owns what the commands share: settings from the environment, running an app, the run summary."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from safety_monitor.bootstrap import App, bootstrap
+from safety_monitor.ruleset.errors import ConfigInvalid
+from safety_monitor.settings import Settings, SettingsError
+from streams.embedded import RunSummary
+
+T = TypeVar("T")
+
+
+def settings_from_env(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run_app(app: App, work: Callable[[App], Awaitable[T]]) -> T:
+    async def main() -> T:
+        try:
+            await app.start()
+            return await work(app)
+        finally:
+            await app.close()
+
+    return asyncio.run(main())
+
+
+def app_for(settings: Settings) -> App:
+    try:
+        return bootstrap(settings)
+    except ConfigInvalid as exc:
+        raise click.ClickException(f"the rules do not load:\n{exc}") from None
+
+
+def print_summary(summary: RunSummary, app: App, sent: int, failed: int) -> None:
+    o = summary.outcome
+    click.echo(f"messages processed:   {o.received} in {summary.seconds:.2f} s ({summary.rate:,.0f} msg/s)")
+    click.echo(f"  applied:            {o.applied}")
+    click.echo(f"  duplicates skipped: {o.duplicates}")
+    click.echo(f"  stale follow-ups:   {o.stale} (record_version not above the current one; kept in history)")
+    click.echo(f"  msg_id conflicts:   {o.conflicts}")
+    click.echo(f"  dead-lettered:      {o.dead_lettered}")
+    for reason in o.dead_letter_reasons:
+        click.echo(f"    - {reason}")
+    click.echo(f"rule hits:            {o.hits}")
+    click.echo("alerts raised:        " + (", ".join(f"{k}: {v}" for k, v in sorted(o.alerts_by_rule.items())) or "none"))
+    click.echo(f"notices written:      {o.notices}; emails sent: {sent}; failed (will retry): {failed}")
+
+

@@ -1,0 +1,67 @@
+"""Owns `safety-monitor demo`: generate the synthetic trial and replay it through the embedded runtime."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from safety_monitor.bootstrap import App
+from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
+from safety_monitor.service.digests import build_digest
+from streams.embedded import replay_file
+from streams.synthetic_trial import generate_trial, write_jsonl
+
+DEMO_RECIPIENTS = ("dsmb@example.org", "medical-monitor@example.org")
+
+
+@click.command()
+@click.option("--seed", type=int, default=20260302, show_default=True, help="Seed of the synthetic trial.")
+@click.option("--subjects", type=click.IntRange(5, 5000), default=60, show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"), show_default=True,
+    help="Where the trial file and the digest are written.",
+)
+def demo(seed: int, subjects: int, out: Path) -> None:
+    """Replay a bundled synthetic trial (about 60 subjects over 3 months) end to end, on embedded defaults.
+
+    No Kafka, SQLite at DATABASE_URL (default var/safety-monitor.db), mail captured as .eml files in
+    MAIL_CAPTURE_DIR (default var/mail). Running it again changes nothing: every message is a duplicate.
+    """
+    settings = settings_from_env()
+    if not settings.alert_recipients:
+        settings = replace(settings, alert_recipients=DEMO_RECIPIENTS)
+    trial = generate_trial(seed=seed, subjects=subjects)
+    out.mkdir(parents=True, exist_ok=True)
+    trial_file = out / "trial.jsonl"
+    write_jsonl(trial_file, trial.lines)
+    app = app_for(settings)
+
+    async def work(app: App) -> None:
+        summary = await replay_file(app, trial_file)
+        report = await app.deliver()
+        digest = await build_digest(app.store, app.renderer, kind="weekly", now=app.clock.now())
+        (out / "digest.html").write_text(digest.html, encoding="utf-8")
+        (out / "digest.txt").write_text(digest.text, encoding="utf-8")
+        async with app.store() as uow:
+            alerts = await uow.alerts.count_by_rule()
+            outbox = await uow.outbox.counts()
+            population = await uow.subjects.safety_population()
+            awaiting = await uow.adverse_events.unknown_subject_count()
+        click.echo(f"synthetic trial:      {len(trial.lines)} lines, seed {seed}, {trial_file}")
+        print_summary(summary, app, report.sent, report.failed)
+        click.echo("")
+        click.echo("in the database now:")
+        click.echo(f"  safety population:  {len(population)} subjects dosed")
+        click.echo(f"  AEs awaiting their subject's registration: {awaiting} (alerted on; counted once dosed)")
+        click.echo("  open alerts by rule: " + ", ".join(f"{k}: {v}" for k, v in sorted(alerts.items())))
+        click.echo(f"  emails: {outbox['sent']} sent, {outbox['pending']} pending, {outbox['failed']} failed")
+        click.echo("")
+        mail_where = settings.mail_capture_dir if settings.mail_backend == "capture" else settings.smtp_host
+        click.echo(f"mail ({settings.mail_backend}): {mail_where}")
+        click.echo(f"digest:   {out / 'digest.html'} and {out / 'digest.txt'}")
+        click.echo(f"database: {settings.database_url}")
+        click.echo("next:     .venv/bin/safety-monitor incidence")
+
+    run_app(app, work)

@@ -1,0 +1,204 @@
+"""Owns the `safety-monitor` command: demo, replay, incidence, digest, schema, deliver, db and rules."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from safety_monitor.bootstrap import App
+from safety_monitor.cli.boundaries import boundaries
+from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
+from safety_monitor.cli.demo import demo
+from safety_monitor.ruleset.errors import ConfigInvalid
+from safety_monitor.ruleset.loader import load_ruleset
+from safety_monitor.service.digests import build_digest, send_digest
+from safety_monitor.service.views import incidence_table
+from safety_monitor.settings import SettingsError
+from streams.embedded import replay_file
+from streams.wire import json_schemas
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress and retries to stderr.")
+def cli(verbose: bool) -> None:
+    """Clinical-trial safety monitor: grade AEs, labs and vitals, apply safety rules, alert, report incidence.
+
+    Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None, help="Messages per transaction.")
+@click.option("--no-deliver", is_flag=True, help="Leave the outbox for `safety-monitor deliver`.")
+def replay(file: Path, batch_size: int | None, no_deliver: bool) -> None:
+    """Feed a JSONL file of wire messages through the embedded runtime into the configured database."""
+    settings = settings_from_env()
+    try:
+        settings.require_recipients()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    app = app_for(settings)
+
+    async def work(app: App) -> None:
+        summary = await replay_file(app, file, batch_size=batch_size)
+        report = None if no_deliver else await app.deliver()
+        print_summary(summary, app, report.sent if report else 0, report.failed if report else 0)
+
+    run_app(app, work)
+
+
+@cli.command()
+def deliver() -> None:
+    """Send every due notice in the outbox (retries of failed sends included)."""
+    app = app_for(settings_from_env())
+    report = run_app(app, lambda app: app.deliver())
+    click.echo(f"emails sent: {report.sent}; failed (will retry): {report.failed}")
+
+
+INCIDENCE_COLUMNS = ("study_id", "soc", "pt", "grade_band", "subjects", "denominator", "percent")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--treatment-emergent", is_flag=True, help="Only AEs with onset on or after the first dose.")
+def incidence(fmt: str, treatment_emergent: bool) -> None:
+    """Cumulative AE incidence by SOC / PT: subjects once per term at the worst grade, any grade and >= 3."""
+    app = app_for(settings_from_env())
+    rows = run_app(app, lambda app: incidence_table(app.store, treatment_emergent_only=treatment_emergent))
+    records = [asdict(r) for r in rows]
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=INCIDENCE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        click.echo(format_incidence(records))
+
+
+def format_incidence(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "No adverse events in the safety population yet."
+    lines = [f"{'SOC':<46} {'PT':<36} {'band':>4} {'n':>4} {'N':>4} {'%':>6}"]
+    for r in records:
+        lines.append(
+            f"{r['soc'][:46]:<46} {r['pt'][:36]:<36} {r['grade_band']:>4} {r['subjects']:>4} "
+            f"{r['denominator']:>4} {r['percent']:>6.1f}"
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--kind", default="weekly", show_default=True, help="Digest kind, e.g. daily (monitors), weekly (DSMB).")
+@click.option("--send", is_flag=True, help="Email it to DIGEST_RECIPIENTS (else ALERT_RECIPIENTS) and record it.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML here.")
+def digest(kind: str, send: bool, html_path: Path | None) -> None:
+    """Render the safety digest (cumulative incidence, alerts since the last digest); print its text part."""
+    settings = settings_from_env()
+    recipients = settings.digest_recipients or settings.alert_recipients
+    if send and not recipients:
+        raise click.ClickException("--send needs DIGEST_RECIPIENTS or ALERT_RECIPIENTS")
+    app = app_for(settings)
+
+    async def work(app: App) -> str:
+        now = app.clock.now()
+        result = await build_digest(app.store, app.renderer, kind=kind, now=now)
+        if html_path is not None:
+            html_path.parent.mkdir(parents=True, exist_ok=True)
+            html_path.write_text(result.html, encoding="utf-8")
+        if send:
+            await send_digest(
+                app.store,
+                app.mailer,
+                result,
+                kind=kind,
+                recipients=recipients,
+                sender=settings.mail_from,
+                mail_domain=settings.mail_domain,
+                now=now,
+            )
+        return result.text
+
+    click.echo(run_app(app, work))
+
+
+@cli.command()
+@click.option("--type", "msg_type", type=click.Choice(["AE", "LB", "VS", "EG", "SUBJECT"]), default=None)
+def schema(msg_type: str | None) -> None:
+    """Print the JSON Schemas of the wire messages sites publish."""
+    schemas = json_schemas()
+    click.echo(json.dumps(schemas[msg_type] if msg_type else schemas, indent=2))
+
+
+@cli.group()
+def db() -> None:
+    """Database administration."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to DATABASE_URL."""
+    app = app_for(settings_from_env())
+    run_app(app, _noop)
+    click.echo(f"database at head: {app.settings.database_url}")
+
+
+async def _noop(app: App) -> None:
+    return None
+
+
+@cli.command("dead-letters")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+def dead_letters(limit: int) -> None:
+    """List dead-lettered messages with their reason, origin and how often each was received."""
+    app = app_for(settings_from_env())
+
+    async def work(app: App) -> list[str]:
+        async with app.store() as uow:
+            letters = await uow.dead_letters.list(limit)
+        return [f"{letter.origin} (x{count}) {letter.reason}" for letter, count in letters]
+
+    lines = run_app(app, work)
+    click.echo("\n".join(lines) if lines else "no dead letters")
+
+
+@cli.group()
+def rules() -> None:
+    """Safety rule files."""
+
+
+@rules.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def rules_check(directory: Path | None) -> None:
+    """Validate every rule file in DIRECTORY (default: the configured rules); exit 1 on any error."""
+    target = directory or settings_from_env().rules_dir
+    try:
+        ruleset = load_ruleset(target)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{len(exc.errors)} error(s) in {target}", err=True)
+        sys.exit(1)
+    click.echo(f"{len(ruleset.rules)} rules OK in {target} (ruleset {ruleset.content_hash[:12]})")
+
+
+cli.add_command(boundaries)
+
+
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli()

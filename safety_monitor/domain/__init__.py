@@ -1,0 +1,1 @@
+"""Pure clinical domain: values, messages, grading, rules, alerts and incidence; no I/O, no frameworks."""

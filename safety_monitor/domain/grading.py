@@ -1,0 +1,101 @@
+"""Owns the grading seam: what a grade is, "cannot grade", and the first grading step used by the pipeline.
+
+The complete CTCAE v5 engine (labs, ECG, proteinuria, ...) plugs in behind `FindingGrader`; this module keeps
+the two grades the walking skeleton needs: the investigator's AETOXGR for AEs, and the blood-pressure based
+hypertension grade for SYSBP/DIABP vital signs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from safety_monitor.domain.messages import Finding, MessageType
+
+DEFAULT_CTCAE_VERSION = "5.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Graded:
+    """A CTCAE grade (0 = within normal limits for the criterion) for one term."""
+
+    term: str
+    grade: int
+    ctcae_version: str
+    provisional: bool = False  # value-only grade; CTCAE needs clinical context to confirm it
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotGradable:
+    """The criterion applies but the inputs do not allow a grade; never the same as grade 0."""
+
+    term: str
+    reason: str  # "unit mg/dL not accepted for Hypokalemia"; never empty
+    ctcae_version: str
+
+
+GradeResult = Graded | NotGradable
+
+
+class FindingGrader(Protocol):
+    """Grades one lab / vital / ECG finding; `baseline` is the subject's baseline for the same test, if known."""
+
+    @property
+    def ctcae_version(self) -> str: ...
+
+    def grade(self, finding: Finding, baseline: Finding | None) -> tuple[GradeResult, ...]: ...
+
+
+# CTCAE v5.0 "Hypertension" (adult): G1 SBP 120-139 or DBP 80-89; G2 SBP 140-159 or DBP 90-99;
+# G3 SBP >= 160 or DBP >= 100 (with medical intervention). The "or" means each of SBP and DBP grades on its
+# own, so a single reading grades without its partner. Grades 2-3 also depend on treatment, so the value-only
+# grade is provisional; grade 4 (life-threatening) and 5 (death) cannot come from a value.
+_HYPERTENSION = "Hypertension"
+_BP_CUTS: dict[str, tuple[tuple[float, int], ...]] = {
+    "SYSBP": ((160.0, 3), (140.0, 2), (120.0, 1)),
+    "DIABP": ((100.0, 3), (90.0, 2), (80.0, 1)),
+}
+
+
+def hypertension_grade(test_code: str, value_mmhg: float) -> int:
+    """Provisional CTCAE v5 hypertension grade from one SBP or DBP reading in mmHg."""
+    for cut, grade in _BP_CUTS[test_code]:
+        if value_mmhg >= cut:
+            return grade
+    return 0
+
+
+class BloodPressureGrader:
+    """First grading step: hypertension from SYSBP/DIABP vital signs; other findings are not graded yet."""
+
+    def __init__(self, ctcae_version: str = DEFAULT_CTCAE_VERSION) -> None:
+        self._version = ctcae_version
+
+    @property
+    def ctcae_version(self) -> str:
+        return self._version
+
+    def grade(self, finding: Finding, baseline: Finding | None) -> tuple[GradeResult, ...]:
+        if finding.domain is not MessageType.VS or finding.test_code not in _BP_CUTS:
+            return ()
+        if finding.value is None:
+            return (NotGradable(_HYPERTENSION, f"{finding.test_code} has no numeric result", self._version),)
+        if (finding.unit or "").strip().lower() != "mmhg":
+            return (
+                NotGradable(
+                    _HYPERTENSION, f"unit {finding.unit!r} not accepted for Hypertension (mmHg)", self._version
+                ),
+            )
+        grade = hypertension_grade(finding.test_code, finding.value)
+        return (
+            Graded(
+                _HYPERTENSION,
+                grade,
+                self._version,
+                provisional=grade in (2, 3),
+                note="value-only grade; CTCAE grades 2-3 also depend on antihypertensive treatment"
+                if grade in (2, 3)
+                else "",
+            ),
+        )

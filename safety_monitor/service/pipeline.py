@@ -1,0 +1,260 @@
+"""Owns the runtime contract for one batch: inbox dedupe, facts, grades, rule hits, alerts and outbox rows.
+
+Both runtimes (embedded runner, Kafka worker) call `process_batch` inside one unit of work and commit it
+before acknowledging the batch (DESIGN.md section 3). Nothing here sends mail or reads the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from safety_monitor.domain.alerts import Alert, AlertChange, on_basis_removed, on_hit
+from safety_monitor.domain.grading import FindingGrader
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key, evaluate_ae, evaluate_finding
+from safety_monitor.domain.subjects import Subject, apply_event
+from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
+from safety_monitor.service.records import (
+    BatchOutcome,
+    DeadLetter,
+    InboundMessage,
+    InboxEntry,
+    Notice,
+    RejectedMessage,
+    StoredFinding,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """What the handlers need besides the store: the rules in force, the grader and who hears alerts."""
+
+    ruleset: Ruleset
+    grader: FindingGrader
+    alert_recipients: tuple[str, ...]
+
+
+def payload_hash(payload: str) -> str:
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _dead_letter(msg_id: str | None, reason: str, payload: str, origin: str, now: datetime) -> DeadLetter:
+    return DeadLetter(payload_hash(payload), msg_id, reason, origin, payload, now)
+
+
+def alert_notice(change: AlertChange, recipients: tuple[str, ...]) -> Notice:
+    """The outbox row for an alert change; its context is what the mail templates may show."""
+    alert = change.alert
+    context: dict[str, object] = {
+        "change": change.kind.value,
+        "previous_grade": change.previous_grade,
+        "alert_key": alert.key,
+        "rule_id": alert.rule_id,
+        "rule_title": alert.rule_title,
+        "severity": alert.severity,
+        "action": alert.action,
+        "study_id": alert.study_id,
+        "subject_id": alert.subject_id,
+        "subject_ref": alert.subject_ref,
+        "term": alert.term,
+        "grade": alert.grade,
+        "status": alert.status.value,
+        "detail": alert.detail,
+        "msg_id": change.msg_id,
+        "raised_at": alert.raised_at.isoformat(),
+        "changed_at": change.at.isoformat(),
+        "ruleset_hash": alert.ruleset_hash,
+        "ctcae_version": alert.ctcae_version,
+    }
+    return Notice(change.notice_id, alert.key, change.kind.value, recipients, context, change.at)
+
+
+async def process_batch(
+    uow: UnitOfWork,
+    batch: Sequence[InboundMessage | RejectedMessage],
+    config: PipelineConfig,
+    now: datetime,
+) -> BatchOutcome:
+    """Handle one batch inside `uow` (the caller commits). Returns what happened, for summaries and metrics."""
+    outcome = BatchOutcome(received=len(batch))
+    letters: list[DeadLetter] = []
+    fresh: list[InboundMessage] = []
+    seen_in_batch: dict[str, str] = {}
+
+    for item in batch:
+        if isinstance(item, RejectedMessage):
+            letters.append(_dead_letter(item.msg_id, item.reason, item.payload, item.origin, now))
+            continue
+        msg_id = item.message.envelope.msg_id
+        if msg_id in seen_in_batch:
+            if seen_in_batch[msg_id] == item.content_hash:
+                outcome.duplicates += 1
+            else:
+                outcome.conflicts += 1
+                letters.append(_conflict(item, now))
+            continue
+        seen_in_batch[msg_id] = item.content_hash
+        fresh.append(item)
+
+    known = await uow.inbox.content_hashes(seen_in_batch)
+    new: list[InboundMessage] = []
+    for item in fresh:
+        stored_hash = known.get(item.message.envelope.msg_id)
+        if stored_hash is None:
+            new.append(item)
+        elif stored_hash == item.content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.conflicts += 1
+            letters.append(_conflict(item, now))
+
+    subject_events = [i.message for i in new if isinstance(i.message, SubjectEvent)]
+    adverse_events = [i.message for i in new if isinstance(i.message, AdverseEvent)]
+    findings = [i.message for i in new if isinstance(i.message, Finding)]
+
+    await _apply_subject_events(uow, subject_events)
+    applied_aes, replacing, stale_ids = await _apply_adverse_events(uow, adverse_events)
+    outcome.stale = len(stale_ids)
+    outcome.applied = len(new) - outcome.stale
+
+    hits: list[RuleHit] = []
+    removals: list[AdverseEvent] = []
+    version = config.grader.ctcae_version
+    for event in applied_aes:
+        event_hits = evaluate_ae(config.ruleset, event, version)
+        hits.extend(event_hits)
+        # Only a follow-up can take away the basis of an alert its earlier version raised.
+        if event.envelope.msg_id in replacing and len(event_hits) < len(config.ruleset.ae_rules):
+            removals.append(event)
+    stored_findings = []
+    for finding in findings:
+        grades = config.grader.grade(finding, None)
+        stored_findings.append(StoredFinding(finding, grades))
+        hits.extend(evaluate_finding(config.ruleset, finding, grades, version))
+    await uow.findings.add(stored_findings)
+    await uow.hits.add(hits)
+    outcome.hits = len(hits)
+
+    changes = await _update_alerts(uow, config.ruleset, hits, removals, now)
+    notices = [alert_notice(change, config.alert_recipients) for change in changes]
+    await uow.outbox.add(notices)
+    outcome.notices = len(notices)
+    for change in changes:
+        if change.kind.value == "raised":
+            outcome.alerts_by_rule[change.alert.rule_id] = outcome.alerts_by_rule.get(change.alert.rule_id, 0) + 1
+
+    await uow.inbox.add(
+        [
+            InboxEntry(
+                msg_id=i.message.envelope.msg_id,
+                msg_type=i.message.envelope.msg_type.value,
+                content_hash=i.content_hash,
+                received_at=now,
+                origin=i.origin,
+                payload=i.payload,
+                outcome="stale" if i.message.envelope.msg_id in stale_ids else "applied",
+            )
+            for i in new
+        ]
+    )
+    if letters:
+        await uow.dead_letters.add(letters)
+    outcome.dead_lettered = len(letters)
+    outcome.dead_letter_reasons = [letter.reason for letter in letters]
+    return outcome
+
+
+def _conflict(item: InboundMessage, now: datetime) -> DeadLetter:
+    msg_id = item.message.envelope.msg_id
+    reason = (
+        f"message {msg_id}: msg_id conflict: this msg_id was already received with different content; "
+        "both versions are kept (the first in the inbox, this one here) and neither was merged"
+    )
+    return _dead_letter(msg_id, reason, item.payload, item.origin, now)
+
+
+async def _apply_subject_events(uow: UnitOfWork, events: list[SubjectEvent]) -> None:
+    if not events:
+        return
+    keys: set[SubjectKey] = {(e.envelope.study_id, e.envelope.subject_id) for e in events}
+    subjects: dict[SubjectKey, Subject] = await uow.subjects.get(keys)
+    for event in events:
+        key = (event.envelope.study_id, event.envelope.subject_id)
+        subjects[key] = apply_event(subjects.get(key), event)
+    await uow.subjects.put([subjects[k] for k in sorted(keys)])
+    await uow.subjects.add_events(events)
+
+
+async def _apply_adverse_events(
+    uow: UnitOfWork, events: list[AdverseEvent]
+) -> tuple[list[AdverseEvent], set[str], set[str]]:
+    """Apply AE versions in record_version order: (applied, msg ids that replaced a version, stale msg ids).
+
+    A version not above the current one is stale: kept in the history and the inbox, counted, and ignored for
+    the current record (DESIGN.md section 4).
+    """
+    if not events:
+        return [], set(), set()
+    ordered = sorted(events, key=lambda e: (e.record_key, e.envelope.record_version))
+    current: dict[AeKey, AdverseEvent] = await uow.adverse_events.current({e.record_key for e in ordered})
+    applied: list[AdverseEvent] = []
+    stale: set[str] = set()
+    replacing: set[str] = set()
+    changed: dict[AeKey, AdverseEvent] = {}
+    for event in ordered:
+        existing = current.get(event.record_key)
+        if existing is not None and event.envelope.record_version <= existing.envelope.record_version:
+            stale.add(event.envelope.msg_id)
+            continue
+        if existing is not None:
+            replacing.add(event.envelope.msg_id)
+        current[event.record_key] = event
+        changed[event.record_key] = event
+        applied.append(event)
+    await uow.adverse_events.add_versions(ordered)
+    await uow.adverse_events.put_current(list(changed.values()))
+    return applied, replacing, stale
+
+
+async def _update_alerts(
+    uow: UnitOfWork, ruleset: Ruleset, hits: list[RuleHit], removals: list[AdverseEvent], now: datetime
+) -> list[AlertChange]:
+    removal_keys = {
+        (ae_alert_key(rule.id, event), event) for event in removals for rule in ruleset.ae_rules
+    }
+    hit_keys = {hit.alert_key for hit in hits}
+    alerts: dict[str, Alert] = await uow.alerts.get(hit_keys | {key for key, _ in removal_keys})
+    changes: list[AlertChange] = []
+    touched: dict[str, Alert] = {}
+    # Hits and removals are replayed in the order the AE versions were applied, so v1 -> v2 -> v3 in one batch
+    # produces the same alert history as three separate batches.
+    hits_by_msg: dict[str, list[RuleHit]] = {}
+    for hit in hits:
+        hits_by_msg.setdefault(hit.msg_id, []).append(hit)
+    removal_by_msg: dict[str, list[str]] = {}
+    for key, event in removal_keys:
+        removal_by_msg.setdefault(event.envelope.msg_id, []).append(key)
+    ordered_msgs = list(dict.fromkeys([*[h.msg_id for h in hits], *[e.envelope.msg_id for e in removals]]))
+    for msg_id in ordered_msgs:
+        matched = {h.alert_key for h in hits_by_msg.get(msg_id, [])}
+        for hit in hits_by_msg.get(msg_id, []):
+            alert, change = on_hit(alerts.get(hit.alert_key), hit, now)
+            alerts[hit.alert_key] = touched[hit.alert_key] = alert
+            if change is not None:
+                changes.append(change)
+        for key in sorted(removal_by_msg.get(msg_id, [])):
+            existing = alerts.get(key)
+            if key in matched or existing is None:
+                continue
+            result = on_basis_removed(
+                existing, msg_id, f"corrected by message {msg_id}: the AE record no longer meets the rule", now
+            )
+            if result is not None:
+                alerts[key] = touched[key] = result[0]
+                changes.append(result[1])
+    await uow.alerts.put(list(touched.values()))
+    await uow.alerts.add_changes(changes)
+    return changes

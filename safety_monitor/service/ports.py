@@ -1,0 +1,159 @@
+"""Owns the ports the service layer needs: the unit of work and its repositories, the mailer, the renderer.
+
+A unit of work is one database transaction. The runtimes call `commit()` and only then acknowledge the batch
+(commit Kafka offsets, advance a file position): if commit raises, nothing of the batch is kept and the batch
+is delivered again, which the inbox makes harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from safety_monitor.domain.alerts import Alert, AlertChange
+from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.messages import AdverseEvent, SubjectEvent
+from safety_monitor.domain.rules import RuleHit
+from safety_monitor.domain.subjects import Subject
+from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
+
+SubjectKey = tuple[str, str]
+AeKey = tuple[str, str, str]
+
+
+class InboxRepository(Protocol):
+    async def content_hashes(self, msg_ids: Iterable[str]) -> dict[str, str]: ...
+    async def add(self, entries: Sequence[InboxEntry]) -> None: ...
+
+
+class DeadLetterRepository(Protocol):
+    async def add(self, letters: Sequence[DeadLetter]) -> None:
+        """Store letters; a payload already dead-lettered only has its count raised."""
+        ...
+
+    async def list(self, limit: int = 100) -> list[tuple[DeadLetter, int]]: ...
+
+
+class SubjectRepository(Protocol):
+    async def get(self, keys: Iterable[SubjectKey]) -> dict[SubjectKey, Subject]: ...
+    async def put(self, subjects: Sequence[Subject]) -> None: ...
+    async def add_events(self, events: Sequence[SubjectEvent]) -> None: ...
+    async def safety_population(self) -> dict[SubjectKey, Subject]: ...
+
+
+class AdverseEventRepository(Protocol):
+    async def current(self, keys: Iterable[AeKey]) -> dict[AeKey, AdverseEvent]: ...
+    async def put_current(self, events: Sequence[AdverseEvent]) -> None: ...
+    async def add_versions(self, events: Sequence[AdverseEvent]) -> None:
+        """Keep every version ever received (history); the current table holds the highest version."""
+        ...
+
+    async def facts(self) -> list[AeFact]: ...
+    async def unknown_subject_count(self) -> int: ...
+
+
+class FindingRepository(Protocol):
+    async def add(self, findings: Sequence[StoredFinding]) -> None: ...
+
+
+class RuleHitRepository(Protocol):
+    async def add(self, hits: Sequence[RuleHit]) -> None: ...
+
+
+class AlertRepository(Protocol):
+    async def get(self, keys: Iterable[str]) -> dict[str, Alert]: ...
+    async def put(self, alerts: Sequence[Alert]) -> None: ...
+    async def add_changes(self, changes: Sequence[AlertChange]) -> None: ...
+    async def changes_since(self, since: datetime | None) -> list[AlertChange]: ...
+    async def count_by_rule(self) -> dict[str, int]: ...
+
+
+class OutboxRepository(Protocol):
+    async def add(self, notices: Sequence[Notice]) -> None:
+        """Insert notices; a notice id already present is left as it is (redelivery of a batch)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[Notice]: ...
+    async def mark_sent(self, notice_id: str, at: datetime) -> None: ...
+    async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None: ...
+    async def counts(self) -> dict[str, int]: ...
+
+
+class DigestLog(Protocol):
+    async def last_sent(self, kind: str) -> datetime | None: ...
+    async def record_sent(self, kind: str, at: datetime, recipients: Sequence[str]) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository. Leaving the block without `commit()` rolls everything back."""
+
+    @property
+    def inbox(self) -> InboxRepository: ...
+
+    @property
+    def dead_letters(self) -> DeadLetterRepository: ...
+
+    @property
+    def subjects(self) -> SubjectRepository: ...
+
+    @property
+    def adverse_events(self) -> AdverseEventRepository: ...
+
+    @property
+    def findings(self) -> FindingRepository: ...
+
+    @property
+    def hits(self) -> RuleHitRepository: ...
+
+    @property
+    def alerts(self) -> AlertRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def digests(self) -> DigestLog: ...
+
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    message_id: str  # "<notice-id@domain>", stable across retries so receivers can drop repeats
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+
+
+class Mailer(Protocol):
+    async def send(self, mail: OutgoingMail) -> None:
+        """Deliver or raise. A raise leaves the outbox row unsent and schedules a retry."""
+        ...
+
+
+class Renderer(Protocol):
+    def alert_mail(self, context: Mapping[str, object]) -> tuple[str, str, str]:
+        """(subject, text, html) for an alert notice; the HTML part is autoescaped."""
+        ...
+
+    def digest(self, context: Mapping[str, object]) -> tuple[str, str, str]: ...

@@ -1,0 +1,108 @@
+"""Owns the records the service layer reads and writes through its ports (inbox, dead letters, outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from safety_monitor.domain.grading import GradeResult
+from safety_monitor.domain.messages import SiteMessage
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A decoded, valid site message, as handed over by a runtime (embedded runner or Kafka worker)."""
+
+    message: SiteMessage
+    content_hash: str
+    payload: str
+    origin: str  # "trial.jsonl:12" or "safety.ae[3]@1042"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    """A message that could not be decoded or validated, with the reason a person can act on."""
+
+    msg_id: str | None
+    reason: str
+    payload: str
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    msg_id: str
+    msg_type: str
+    content_hash: str
+    received_at: datetime
+    origin: str
+    payload: str
+    outcome: str  # "applied" or "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message set aside with its reason and origin; identical repeats are counted, not stored twice."""
+
+    payload_hash: str
+    msg_id: str | None
+    reason: str
+    origin: str
+    payload: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFinding:
+    """A finding with the grades derived for it."""
+
+    finding: SiteMessage
+    grades: tuple[GradeResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An outbox row: one email to send after commit; `notice_id` gives the stable Message-ID."""
+
+    notice_id: str
+    alert_key: str
+    kind: str
+    recipients: tuple[str, ...]
+    context: dict[str, Any]
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Counts for one batch, summed by the runtimes into run summaries."""
+
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    conflicts: int = 0
+    dead_lettered: int = 0
+    hits: int = 0
+    notices: int = 0
+    handler_failures: int = 0
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+    dead_letter_reasons: list[str] = field(default_factory=list)
+
+    def add(self, other: BatchOutcome) -> None:
+        self.received += other.received
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.stale += other.stale
+        self.conflicts += other.conflicts
+        self.dead_lettered += other.dead_lettered
+        self.hits += other.hits
+        self.notices += other.notices
+        self.handler_failures += other.handler_failures
+        for rule_id, count in other.alerts_by_rule.items():
+            self.alerts_by_rule[rule_id] = self.alerts_by_rule.get(rule_id, 0) + count
+        self.dead_letter_reasons.extend(other.dead_letter_reasons)

@@ -1,0 +1,74 @@
+"""Owns the read views: the incidence table and the safety digest, computed from the system of record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime
+
+from safety_monitor.domain.incidence import IncidenceRow, compute_incidence
+from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
+
+
+async def _incidence(uow: UnitOfWork, treatment_emergent_only: bool) -> list[IncidenceRow]:
+    population = await uow.subjects.safety_population()
+    first_doses: dict[tuple[str, str], date | None] = {
+        key: subject.first_dose_on.as_date() if subject.first_dose_on else None
+        for key, subject in population.items()
+    }
+    facts = await uow.adverse_events.facts()
+    return compute_incidence(facts, first_doses, treatment_emergent_only=treatment_emergent_only)
+
+
+async def incidence_table(
+    uow_factory: UnitOfWorkFactory, *, treatment_emergent_only: bool = False
+) -> list[IncidenceRow]:
+    """Cumulative incidence from current AE records; read in one transaction so numerator and denominator agree."""
+    async with uow_factory() as uow:
+        return await _incidence(uow, treatment_emergent_only)
+
+
+async def digest_context(uow_factory: UnitOfWorkFactory, *, kind: str, now: datetime) -> dict[str, object]:
+    """Everything the digest templates show: incidence by SOC / PT and band, alerts since the last digest."""
+    async with uow_factory() as uow:
+        rows = await _incidence(uow, False)
+        since = await uow.digests.last_sent(kind)
+        changes = await uow.alerts.changes_since(since)
+        population = await uow.subjects.safety_population()
+        pending_subjects = await uow.adverse_events.unknown_subject_count()
+        outbox = await uow.outbox.counts()
+    by_term: dict[tuple[str, str, str], dict[str, object]] = {}
+    for row in rows:
+        entry = by_term.setdefault(
+            (row.study_id, row.soc, row.pt),
+            {"study_id": row.study_id, "soc": row.soc, "pt": row.pt, "denominator": row.denominator},
+        )
+        band = "any" if row.grade_band == "any" else "g3"
+        entry[f"{band}_subjects"] = row.subjects
+        entry[f"{band}_percent"] = row.percent
+    studies = sorted({key[0] for key in population})
+    return {
+        "kind": kind,
+        "generated_at": now.isoformat(timespec="seconds"),
+        "since": since.isoformat(timespec="seconds") if since else None,
+        "studies": studies,
+        "safety_population": len(population),
+        "terms": list(by_term.values()),
+        "incidence_rows": [asdict(r) for r in rows],
+        "alert_changes": [
+            {
+                "at": c.at.isoformat(timespec="seconds"),
+                "change": c.kind.value,
+                "rule_id": c.alert.rule_id,
+                "rule_title": c.alert.rule_title,
+                "severity": c.alert.severity,
+                "subject_id": c.alert.subject_id,
+                "term": c.alert.term,
+                "grade": c.alert.grade,
+                "previous_grade": c.previous_grade,
+                "detail": c.alert.detail,
+            }
+            for c in changes
+        ],
+        "aes_awaiting_subject": pending_subjects,
+        "outbox": outbox,
+    }

@@ -1,0 +1,129 @@
+"""Owns configuration from environment variables: defaults for the embedded runtime, all errors at once."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
+
+
+def _resource(name: str) -> Path:
+    """templates/ and rules/ from a source checkout (editable install) or the copies bundled in the wheel."""
+    checkout = _PACKAGE.parent / name
+    return checkout if checkout.is_dir() else _PACKAGE / "bundled" / name
+
+
+class SettingsError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///var/safety-monitor.db"
+    rules_dir: Path = field(default_factory=lambda: _resource("rules"))
+    templates_dir: Path = field(default_factory=lambda: _resource("templates"))
+    mail_backend: str = "capture"  # "capture" (.eml files) or "smtp"
+    mail_capture_dir: Path = Path("var/mail")
+    mail_from: str = "safety-monitor@localhost"
+    alert_recipients: tuple[str, ...] = ()
+    digest_recipients: tuple[str, ...] = ()
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "none"
+    smtp_timeout: float = 30.0
+    smtp_ca_file: str | None = None
+    ctcae_version: str = "5.0"
+    batch_size: int = 500
+
+    @property
+    def mail_domain(self) -> str:
+        return self.mail_from.rpartition("@")[2] or "localhost"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read every variable, collect every problem, raise them together."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        values: dict[str, object] = {}
+
+        def text(name: str, key: str) -> None:
+            if env.get(name, "").strip():
+                values[key] = env[name].strip()
+
+        def number(name: str, key: str, kind: type[int] | type[float], low: float) -> None:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return
+            try:
+                value = kind(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a number")
+                return
+            if value < low:
+                problems.append(f"{name}={raw!r} must be at least {low:g}")
+                return
+            values[key] = value
+
+        def emails(name: str, key: str) -> None:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return
+            addresses = tuple(a.strip() for a in raw.split(",") if a.strip())
+            wrong = [a for a in addresses if not _EMAIL.match(a)]
+            if wrong:
+                problems.append(f"{name}: not an email address: {', '.join(wrong)} (separate addresses by commas)")
+            values[key] = addresses
+
+        text("DATABASE_URL", "database_url")
+        for name, key in (("SAFETY_MONITOR_RULES_DIR", "rules_dir"), ("SAFETY_MONITOR_TEMPLATES_DIR", "templates_dir"),
+                          ("MAIL_CAPTURE_DIR", "mail_capture_dir")):
+            if env.get(name, "").strip():
+                values[key] = Path(env[name].strip())
+        text("MAIL_BACKEND", "mail_backend")
+        text("MAIL_FROM", "mail_from")
+        emails("ALERT_RECIPIENTS", "alert_recipients")
+        emails("DIGEST_RECIPIENTS", "digest_recipients")
+        text("SMTP_HOST", "smtp_host")
+        number("SMTP_PORT", "smtp_port", int, 1)
+        text("SMTP_USERNAME", "smtp_username")
+        if "SMTP_PASSWORD" in env:
+            values["smtp_password"] = env["SMTP_PASSWORD"]
+        text("SMTP_SECURITY", "smtp_security")
+        number("SMTP_TIMEOUT", "smtp_timeout", float, 1)
+        text("SMTP_CA_FILE", "smtp_ca_file")
+        text("CTCAE_VERSION", "ctcae_version")
+        number("BATCH_SIZE", "batch_size", int, 1)
+        values.update(overrides)
+        settings = replace(cls(), **values)  # type: ignore[arg-type]
+        problems.extend(settings.problems())
+        if problems:
+            raise SettingsError(problems)
+        return settings
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.mail_backend not in ("capture", "smtp"):
+            found.append(f"MAIL_BACKEND={self.mail_backend!r}: use 'capture' (write .eml files) or 'smtp'")
+        if self.smtp_security not in ("none", "starttls", "tls"):
+            found.append(f"SMTP_SECURITY={self.smtp_security!r}: use none, starttls or tls")
+        if not _EMAIL.match(self.mail_from):
+            found.append(f"MAIL_FROM={self.mail_from!r} is not an email address")
+        if self.ctcae_version != "5.0":
+            found.append(f"CTCAE_VERSION={self.ctcae_version!r}: only 5.0 criteria are installed")
+        return found
+
+    def require_recipients(self) -> None:
+        """Alerts with nobody to receive them are missed alerts: refuse to run that way."""
+        if not self.alert_recipients:
+            raise SettingsError(
+                ["ALERT_RECIPIENTS is not set: alerts would reach nobody (give comma-separated addresses)"]
+            )
