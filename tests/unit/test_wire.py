@@ -1,0 +1,103 @@
+"""Wire schemas: messy-but-valid SDTM is accepted; invalid input is refused naming the message and field."""
+
+import json
+
+import pytest
+
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from streams.wire import Decoded, Rejected, decode, json_schemas
+from tests.factories import ae, lb, subject_event, vs
+
+
+def ok(message: dict[str, object]) -> Decoded:
+    result = decode(json.dumps(message), "f:1")
+    assert isinstance(result, Decoded), getattr(result, "reason", "")
+    return result
+
+
+def refused(payload: dict[str, object] | str) -> str:
+    result = decode(payload if isinstance(payload, str) else json.dumps(payload), "f:1")
+    assert isinstance(result, Rejected)
+    return result.reason
+
+
+def test_the_issue_example_decodes_to_the_domain() -> None:
+    event = ok(ae(msg_id="6f1c")).message
+    assert isinstance(event, AdverseEvent)
+    assert (event.preferred_term, event.investigator_grade, event.serious) == ("Haemoptysis", 3, "Y")
+    assert event.record_key == ("ALTER-ICI-01", "ALTER-ICI-01-012-0007", "AE-14")
+
+
+@pytest.mark.parametrize("grade", [3, "3", " 3 "])
+def test_grade_arrives_as_number_or_text(grade: object) -> None:
+    event = ok(ae(grade=grade)).message
+    assert isinstance(event, AdverseEvent) and event.investigator_grade == 3
+
+
+def test_missing_aeser_is_allowed_and_kept_unknown() -> None:
+    message = ae()
+    del message["AESER"]
+    event = ok(message).message
+    assert isinstance(event, AdverseEvent) and event.serious is None
+
+
+def test_partial_onset_date_is_kept_as_sent() -> None:
+    event = ok(ae(onset="2026-04")).message
+    assert isinstance(event, AdverseEvent) and event.onset_date is not None
+    assert (event.onset_date.text, event.onset_date.day) == ("2026-04", None)
+
+
+def test_html_in_verbatim_term_is_kept_verbatim_for_escaping_at_output() -> None:
+    event = ok(ae(AETERM="<script>alert('x')</script> bleeding gums")).message
+    assert isinstance(event, AdverseEvent) and event.verbatim_term.startswith("<script>")
+
+
+def test_findings_and_subject_events_decode() -> None:
+    lab = ok(lb()).message
+    vital = ok(vs()).message
+    status = ok(subject_event()).message
+    assert isinstance(lab, Finding) and (lab.test_code, lab.uln, lab.value) == ("ALT", 40, 212)
+    assert isinstance(vital, Finding) and vital.collected_at.text == "2026-05-02T09:10"
+    assert isinstance(status, SubjectEvent) and status.event.value == "FIRST_DOSE"
+
+
+def test_content_hash_ignores_key_order() -> None:
+    message = ae()
+    reordered = dict(reversed(list(message.items())))
+    assert ok(message).content_hash == ok(reordered).content_hash
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"AETOXGR": 6}, "message m1 (AE): AETOXGR: grade 6 is impossible: CTCAE grades run 1-5"),
+        ({"AETOXGR": "severe"}, "message m1 (AE): AETOXGR: AETOXGR must be a CTCAE grade 1-5 (a whole number), got 'severe'"),
+        ({"AESTDTC": "2026-13-45"}, "message m1 (AE): AESTDTC: '2026-13-45': month 13 does not exist"),
+        ({"AESER": "maybe"}, "message m1 (AE): AESER: Input should be 'Y', 'N' or 'U'"),
+        ({"record_version": 0}, "message m1 (AE): record_version: Input should be greater than or equal to 1"),
+        ({"sent_at": "2026-05-01T08:00:00"}, "message m1 (AE): sent_at: Input should have timezone info"),
+        ({"AETOXGRR": 3}, "message m1 (AE): AETOXGRR: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_fields_are_refused_naming_message_and_field(change: dict[str, object], reason: str) -> None:
+    assert refused(ae(msg_id="m1") | change) == reason
+
+
+def test_missing_required_field() -> None:
+    message = ae(msg_id="m2")
+    del message["USUBJID"]
+    assert refused(message) == "message m2 (AE): USUBJID: Field required"
+
+
+def test_not_json_not_an_object_and_unknown_type() -> None:
+    assert refused('{"msg_id": "x", ').startswith("not JSON: ")
+    assert refused("[1, 2]") == "not a JSON object but list"
+    assert refused(ae(msg_id="m3") | {"msg_type": "XX"}) == (
+        "message m3: msg_type 'XX' is not one of AE, LB, VS, EG, SUBJECT"
+    )
+
+
+def test_every_message_type_has_a_json_schema() -> None:
+    schemas = json_schemas()
+    assert set(schemas) == {"AE", "LB", "VS", "EG", "SUBJECT"}
+    assert "AETOXGR" in schemas["AE"]["properties"] and "AETOXGR" in schemas["AE"]["required"]
