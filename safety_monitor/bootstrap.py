@@ -83,7 +83,7 @@ def bootstrap(
     renderer = TemplateRenderer(settings.templates_dir)
     engine = None
     if store is None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
         store = SqlStore(engine)
     pipeline = PipelineConfig(ruleset=ruleset, grader=make_grader(settings), alert_recipients=settings.alert_recipients)
     return App(

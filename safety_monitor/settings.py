@@ -27,6 +27,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite:///var/safety-monitor.db"
+    database_schema: str | None = None  # PostgreSQL only: keep the tables in this schema
     rules_dir: Path = field(default_factory=lambda: _resource("rules"))
     templates_dir: Path = field(default_factory=lambda: _resource("templates"))
     mail_backend: str = "capture"  # "capture" (.eml files) or "smtp"
@@ -84,6 +85,7 @@ class Settings:
             values[key] = addresses
 
         text("DATABASE_URL", "database_url")
+        text("DATABASE_SCHEMA", "database_schema")
         for name, key in (("SAFETY_MONITOR_RULES_DIR", "rules_dir"), ("SAFETY_MONITOR_TEMPLATES_DIR", "templates_dir"),
                           ("MAIL_CAPTURE_DIR", "mail_capture_dir")):
             if env.get(name, "").strip():
@@ -117,6 +119,10 @@ class Settings:
             found.append(f"SMTP_SECURITY={self.smtp_security!r}: use none, starttls or tls")
         if not _EMAIL.match(self.mail_from):
             found.append(f"MAIL_FROM={self.mail_from!r} is not an email address")
+        if self.database_schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.database_schema):
+            found.append(f"DATABASE_SCHEMA={self.database_schema!r}: use lower-case letters, digits and _")
+        if self.database_schema and self.database_url.startswith("sqlite"):
+            found.append("DATABASE_SCHEMA applies to PostgreSQL only; SQLite has no schemas")
         if self.ctcae_version != "5.0":
             found.append(f"CTCAE_VERSION={self.ctcae_version!r}: only 5.0 criteria are installed")
         return found

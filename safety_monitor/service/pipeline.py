@@ -191,14 +191,15 @@ async def _apply_subject_events(uow: UnitOfWork, events: list[SubjectEvent]) -> 
 async def _apply_adverse_events(
     uow: UnitOfWork, events: list[AdverseEvent]
 ) -> tuple[list[AdverseEvent], set[str], set[str]]:
-    """Apply AE versions in record_version order: (applied, msg ids that replaced a version, stale msg ids).
+    """Apply AE versions in arrival order: (applied, msg ids that replaced a version, stale msg ids).
 
     A version not above the current one is stale: kept in the history and the inbox, counted, and ignored for
-    the current record (DESIGN.md section 4).
+    the current record (DESIGN.md section 4). Arrival order (not version order) inside a batch makes the
+    outcome independent of how messages were cut into batches.
     """
     if not events:
         return [], set(), set()
-    ordered = sorted(events, key=lambda e: (e.record_key, e.envelope.record_version))
+    ordered = events
     current: dict[AeKey, AdverseEvent] = await uow.adverse_events.current({e.record_key for e in ordered})
     applied: list[AdverseEvent] = []
     stale: set[str] = set()

@@ -107,11 +107,16 @@ async def test_stale_follow_up_is_ignored_and_counted(store, config, now) -> Non
     assert current[("ALTER-ICI-01", S7, "AE-1")].investigator_grade == 3
 
 
-async def test_versions_in_one_batch_apply_in_record_version_order(store, config, now) -> None:
-    batch = inbound(ae(S7, "AE-1", "Haemoptysis", 3, version=2), ae(S7, "AE-1", "Haemoptysis", 2, version=1))
-    outcome = await run(store, config, now, batch)
-    assert (outcome.applied, outcome.stale) == (2, 0)
-    assert sorted(await notices(store, now)) == [("escalated", "hemoptysis", 3), ("raised", "hemoptysis", 2)]
+async def test_a_batch_gives_the_same_result_as_one_message_at_a_time(store, config, now) -> None:
+    later, earlier = ae(S7, "AE-1", "Haemoptysis", 3, version=2), ae(S7, "AE-1", "Haemoptysis", 2, version=1)
+    outcome = await run(store, config, now, inbound(later, earlier))
+    assert (outcome.applied, outcome.stale) == (1, 1)
+    assert await notices(store, now) == [("raised", "hemoptysis", 3)]
+
+    one_by_one = MemoryStore()
+    for message in (later, earlier):
+        await run(one_by_one, config, now, inbound(message))
+    assert await notices(one_by_one, now) == await notices(store, now)
 
 
 async def test_correction_that_removes_the_basis_sends_an_update_and_keeps_the_alert(store, config, now) -> None:

@@ -447,7 +447,7 @@ class _Alerts(_Sql):
 
     async def count_by_rule(self) -> dict[str, int]:
         result = await self.conn.execute(select(t.alert.c.rule_id, func.count()).group_by(t.alert.c.rule_id))
-        return {rule_id: int(count) for rule_id, count in result.tuples()}
+        return {rule_id: int(count) for rule_id, count in result}
 
 
 def _notice(row: Any) -> Notice:

@@ -1,0 +1,143 @@
+"""The demo end to end: alerts, mail and incidence checked against figures computed here from the raw input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from safety_monitor.cli.main import cli
+from streams.synthetic_trial import generate_trial
+from tests.conftest import POSTGRES_URL, ROOT, _drop_schema, _postgres_schema
+
+pytestmark = pytest.mark.e2e
+
+HEMOPTYSIS = {"haemoptysis", "pulmonary haemorrhage", "bronchopulmonary haemorrhage", "respiratory tract haemorrhage"}
+PNEUMONITIS = {"pneumonitis", "interstitial lung disease", "immune-mediated pneumonitis"}
+
+
+def oracle(lines: tuple[str, ...], malformed: set[int], conflict_msg_id: str) -> dict[str, Any]:
+    """An independent reading of the trial file: what a careful person would count by hand."""
+    seen: set[str] = set()
+    top_version: dict[tuple[str, str], int] = {}
+    current: dict[tuple[str, str], dict[str, Any]] = {}
+    dosed: set[str] = set()
+    alerts: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for number, line in enumerate(lines, start=1):
+        if number in malformed:
+            continue
+        message = json.loads(line)
+        if message["msg_id"] in seen:
+            continue  # exact duplicate or the conflicting second use of an id
+        seen.add(message["msg_id"])
+        kind, subject = message["msg_type"], message["USUBJID"]
+        if kind == "SUBJECT" and message["EVENT"] == "FIRST_DOSE":
+            dosed.add(subject)
+        if kind == "VS" and message["VSSTRESN"] is not None:
+            cut = {"SYSBP": 160, "DIABP": 100}.get(message["VSTESTCD"])
+            if cut is not None and message["VSSTRESN"] >= cut:
+                alerts["hypertension-grade-3"].add((subject, "BP"))
+        if kind != "AE":
+            continue
+        key = (subject, message["AESPID"])
+        if message["record_version"] <= top_version.get(key, 0):
+            continue  # stale follow-up
+        top_version[key] = message["record_version"]
+        current[key] = message
+        pt, grade = message["AEDECOD"].casefold(), int(message["AETOXGR"])
+        if pt in HEMOPTYSIS:
+            alerts["hemoptysis"].add(key)
+        if pt in PNEUMONITIS and grade >= 2 and message.get("AEIRAE") in ("Y", None):
+            alerts["pneumonitis-grade-2"].add(key)
+    worst: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for (subject, _spid), message in current.items():
+        if subject in dosed:
+            term = (message["AEBODSYS"], message["AEDECOD"])
+            worst[term][subject] = max(worst[term].get(subject, 0), int(message["AETOXGR"]))
+    incidence = {}
+    for (soc, pt), grades in worst.items():
+        incidence[(soc, pt, "any")] = (len(grades), len(dosed))
+        incidence[(soc, pt, ">=3")] = (sum(1 for g in grades.values() if g >= 3), len(dosed))
+    return {"alerts": {rule: len(keys) for rule, keys in alerts.items()}, "incidence": incidence, "dosed": len(dosed)}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def demo_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "SAFETY_MONITOR_RULES_DIR": str(ROOT / "rules"),
+        "SAFETY_MONITOR_TEMPLATES_DIR": str(ROOT / "templates"),
+        "MAIL_BACKEND": "capture",
+    }
+    for name in ("DATABASE_URL", "DATABASE_SCHEMA", "ALERT_RECIPIENTS", "MAIL_CAPTURE_DIR", "SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    schema = None
+    if request.param == "postgresql":
+        schema = await _postgres_schema()
+        env |= {"DATABASE_URL": POSTGRES_URL, "DATABASE_SCHEMA": schema}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield tmp_path
+    if schema:
+        await _drop_schema(schema)
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_demo_matches_an_independent_count_and_is_idempotent(demo_env: Path) -> None:
+    trial = generate_trial()
+    manifest = trial.manifest
+    expected = oracle(trial.lines, set(manifest.malformed_lines), manifest.conflict_msg_id)
+
+    first = invoke("demo")
+    assert f"duplicates skipped: {len(manifest.duplicate_msg_ids)}" in first
+    assert "stale follow-ups:   1" in first
+    assert "msg_id conflicts:   1" in first
+    assert f"dead-lettered:      {len(manifest.malformed_lines) + 1}" in first
+    raised = dict(part.split(": ") for part in first.split("alerts raised:")[1].splitlines()[0].strip().split(", "))
+    assert {rule: int(n) for rule, n in raised.items()} == expected["alerts"]
+    assert f"safety population:  {expected['dosed']} subjects dosed" in first
+    assert "AEs awaiting their subject's registration: 1" in first
+
+    mails = sorted((demo_env / "var" / "mail").glob("*.eml"))
+    parsed = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in mails]
+    subjects = [str(m["Subject"]) for m in parsed]
+    assert len(mails) == sum(expected["alerts"].values()) + 1  # one more: the haemoptysis escalation
+    escalated = [s for s in subjects if s.startswith("[ESCALATED]")]
+    assert len(escalated) == 1 and manifest.grade_raise[0] in escalated[0]
+    assert any(manifest.unknown_subject_id in s for s in subjects)  # alerted although not enrolled
+
+    table = invoke("incidence", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert list(rows[0]) == ["study_id", "soc", "pt", "grade_band", "subjects", "denominator", "percent"]
+    got = {(r["soc"], r["pt"], r["grade_band"]): (int(r["subjects"]), int(r["denominator"])) for r in rows}
+    assert got == expected["incidence"]
+    hypertension = got[("Vascular disorders", "Hypertension", "any")]
+    assert 0.5 <= hypertension[0] / hypertension[1] <= 0.8
+
+    second = invoke("demo")
+    assert "  applied:            0" in second
+    assert "alerts raised:        none" in second and "emails sent: 0" in second
+    assert sorted((demo_env / "var" / "mail").glob("*.eml")) == mails
+    assert invoke("incidence", "--format", "csv") == table
+    assert (demo_env / "var" / "demo" / "digest.html").read_text().count("Hypertension") >= 1
+
+
+def test_html_payload_is_escaped_in_every_html_output(demo_env: Path) -> None:
+    invoke("demo")
+    digest = (demo_env / "var" / "demo" / "digest.html").read_text()
+    assert "<script>" not in digest
+    for path in (demo_env / "var" / "mail").glob("*.eml"):
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert "<script>" not in mail.get_body(("html",)).get_content()
