@@ -86,8 +86,11 @@ class Settings:
 
         text("DATABASE_URL", "database_url")
         text("DATABASE_SCHEMA", "database_schema")
-        for name, key in (("SAFETY_MONITOR_RULES_DIR", "rules_dir"), ("SAFETY_MONITOR_TEMPLATES_DIR", "templates_dir"),
-                          ("MAIL_CAPTURE_DIR", "mail_capture_dir")):
+        for name, key in (
+            ("SAFETY_MONITOR_RULES_DIR", "rules_dir"),
+            ("SAFETY_MONITOR_TEMPLATES_DIR", "templates_dir"),
+            ("MAIL_CAPTURE_DIR", "mail_capture_dir"),
+        ):
             if env.get(name, "").strip():
                 values[key] = Path(env[name].strip())
         text("MAIL_BACKEND", "mail_backend")

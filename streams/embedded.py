@@ -39,7 +39,10 @@ def to_service(item: Decoded | Rejected) -> InboundMessage | RejectedMessage:
 
 
 async def run_source(
-    app: App, source: AsyncIterator[tuple[str, str]] | Iterable[tuple[str, str]], *, batch_size: int | None = None
+    app: App,
+    source: AsyncIterator[tuple[str, str]] | Iterable[tuple[str, str]],
+    *,
+    batch_size: int | None = None,
 ) -> RunSummary:
     """Feed (payload, origin) pairs through decode -> handle -> commit -> acknowledge, in batches.
 

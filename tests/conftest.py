@@ -114,7 +114,7 @@ class _Inbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.fail_next = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.fail_next:
             self.fail_next -= 1
             return "451 4.3.0 temporary failure, try again later"
@@ -145,8 +145,8 @@ def smtp_server() -> Iterator[SmtpServer]:
         controller.stop()
 
 
-async def wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(condition: Any, seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")

@@ -65,32 +65,68 @@ def ae(
 
 
 def vs(
-    subject: str = subject_id(7), test: str = "SYSBP", value: float = 165, *, at: str = "2026-05-02T09:10",
-    msg_id: str | None = None, **extra: Any,
+    subject: str = subject_id(7),
+    test: str = "SYSBP",
+    value: float = 165,
+    *,
+    at: str = "2026-05-02T09:10",
+    msg_id: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    return _envelope("VS", subject, 1, msg_id) | {
-        "VSTESTCD": test, "VSSTRESN": value, "VSSTRESU": "mmHg", "VSDTC": at, "VSBLFL": None,
-    } | extra
+    return (
+        _envelope("VS", subject, 1, msg_id)
+        | {
+            "VSTESTCD": test,
+            "VSSTRESN": value,
+            "VSSTRESU": "mmHg",
+            "VSDTC": at,
+            "VSBLFL": None,
+        }
+        | extra
+    )
 
 
 def lb(subject: str = subject_id(7), test: str = "ALT", value: float = 212, **extra: Any) -> dict[str, Any]:
-    return _envelope("LB", subject, 1, None) | {
-        "LBTESTCD": test, "LBSTRESN": value, "LBSTRESU": "U/L", "LBSTNRLO": 7, "LBSTNRHI": 40,
-        "LBNRIND": "HIGH", "LBBLFL": None, "LBDTC": "2026-04-30T07:45", "VISIT": "C3D1", "LBSPEC": "SERUM",
-    } | extra
+    return (
+        _envelope("LB", subject, 1, None)
+        | {
+            "LBTESTCD": test,
+            "LBSTRESN": value,
+            "LBSTRESU": "U/L",
+            "LBSTNRLO": 7,
+            "LBSTNRHI": 40,
+            "LBNRIND": "HIGH",
+            "LBBLFL": None,
+            "LBDTC": "2026-04-30T07:45",
+            "VISIT": "C3D1",
+            "LBSPEC": "SERUM",
+        }
+        | extra
+    )
 
 
 def subject_event(
-    subject: str = subject_id(7), event: str = "FIRST_DOSE", on: str = "2026-03-02", *, drug: str | None = "ANLOTINIB",
+    subject: str = subject_id(7),
+    event: str = "FIRST_DOSE",
+    on: str = "2026-03-02",
+    *,
+    drug: str | None = "ANLOTINIB",
     msg_id: str | None = None,
 ) -> dict[str, Any]:
     return _envelope("SUBJECT", subject, 1, msg_id) | {
-        "EVENT": event, "EVENTDTC": on, "ARM": "ANLOTINIB+ICI", "DRUG": drug, "REASON": None,
+        "EVENT": event,
+        "EVENTDTC": on,
+        "ARM": "ANLOTINIB+ICI",
+        "DRUG": drug,
+        "REASON": None,
     }
 
 
 def enrolled_and_dosed(subject: str, first_dose: str = "2026-03-02") -> list[dict[str, Any]]:
-    return [subject_event(subject, "ENROLLED", "2026-02-27", drug=None), subject_event(subject, "FIRST_DOSE", first_dose)]
+    return [
+        subject_event(subject, "ENROLLED", "2026-02-27", drug=None),
+        subject_event(subject, "FIRST_DOSE", first_dose),
+    ]
 
 
 def inbound(*messages: dict[str, Any] | str, origin: str = "test") -> list[InboundMessage | RejectedMessage]:

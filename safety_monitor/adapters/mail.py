@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib

@@ -144,8 +144,7 @@ class _Outbox(_Repo):
         due = [
             n
             for n in self.s.outbox.values()
-            if n.sent_at is None
-            and (n.attempts == 0 or (n.next_attempt_at is not None and n.next_attempt_at <= now))
+            if n.sent_at is None and (n.attempts == 0 or (n.next_attempt_at is not None and n.next_attempt_at <= now))
         ]
         return sorted(due, key=lambda n: (n.created_at, n.notice_id))[:limit]
 

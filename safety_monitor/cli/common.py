@@ -16,9 +16,9 @@ from streams.embedded import RunSummary
 T = TypeVar("T")
 
 
-def settings_from_env(**overrides: object) -> Settings:
+def settings_from_env() -> Settings:
     try:
-        return Settings.from_env(**overrides)
+        return Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -52,7 +52,7 @@ def print_summary(summary: RunSummary, app: App, sent: int, failed: int) -> None
     for reason in o.dead_letter_reasons:
         click.echo(f"    - {reason}")
     click.echo(f"rule hits:            {o.hits}")
-    click.echo("alerts raised:        " + (", ".join(f"{k}: {v}" for k, v in sorted(o.alerts_by_rule.items())) or "none"))
+    click.echo(
+        "alerts raised:        " + (", ".join(f"{k}: {v}" for k, v in sorted(o.alerts_by_rule.items())) or "none")
+    )
     click.echo(f"notices written:      {o.notices}; emails sent: {sent}; failed (will retry): {failed}")
-
-

@@ -20,7 +20,10 @@ DEMO_RECIPIENTS = ("dsmb@example.org", "medical-monitor@example.org")
 @click.option("--seed", type=int, default=20260302, show_default=True, help="Seed of the synthetic trial.")
 @click.option("--subjects", type=click.IntRange(5, 5000), default=60, show_default=True)
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"), show_default=True,
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
     help="Where the trial file and the digest are written.",
 )
 def demo(seed: int, subjects: int, out: Path) -> None:

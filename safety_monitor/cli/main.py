@@ -26,6 +26,7 @@ from safety_monitor.settings import SettingsError
 from streams.embedded import replay_file
 from streams.wire import json_schemas
 
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and retries to stderr.")
 def cli(verbose: bool) -> None:
@@ -33,7 +34,9 @@ def cli(verbose: bool) -> None:
 
     Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @cli.command()
@@ -116,8 +119,7 @@ def digest(kind: str, send: bool, html_path: Path | None) -> None:
         now = app.clock.now()
         result = await build_digest(app.store, app.renderer, kind=kind, now=now)
         if html_path is not None:
-            html_path.parent.mkdir(parents=True, exist_ok=True)
-            html_path.write_text(result.html, encoding="utf-8")
+            await asyncio.to_thread(_write_text, html_path, result.html)
         if send:
             await send_digest(
                 app.store,
@@ -132,6 +134,11 @@ def digest(kind: str, send: bool, html_path: Path | None) -> None:
         return result.text
 
     click.echo(run_app(app, work))
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 @cli.command()

@@ -84,7 +84,9 @@ class BloodPressureGrader:
         if (finding.unit or "").strip().lower() != "mmhg":
             return (
                 NotGradable(
-                    _HYPERTENSION, f"unit {finding.unit!r} not accepted for Hypertension (mmHg)", self._version
+                    _HYPERTENSION,
+                    f"unit {finding.unit!r} not accepted for Hypertension (mmHg)",
+                    self._version,
                 ),
             )
         grade = hypertension_grade(finding.test_code, finding.value)

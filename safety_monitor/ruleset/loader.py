@@ -100,7 +100,9 @@ def _parse_ae(ctx: _Context, when: dict[str, Any], path: KeyPath) -> AeCondition
 FINDING_KEYS = {"kind", "tests", "term", "grade_at_least"}
 
 
-def _finding_parser(domain: MessageType) -> Callable[[_Context, dict[str, Any], KeyPath], FindingCondition | None]:
+def _finding_parser(
+    domain: MessageType,
+) -> Callable[[_Context, dict[str, Any], KeyPath], FindingCondition | None]:
     def parse(ctx: _Context, when: dict[str, Any], path: KeyPath) -> FindingCondition | None:
         _check_keys(ctx, when, path, FINDING_KEYS)
         missing = [k for k in ("tests", "term", "grade_at_least") if k not in when]
@@ -163,9 +165,7 @@ def _parse_rule(ctx: _Context, raw: Any, path: KeyPath) -> Rule | None:
         ctx.error((*path, "when"), f"when must be a mapping with a kind ({', '.join(CONDITION_PARSERS)})")
     elif when["kind"] not in CONDITION_PARSERS:
         kind = str(when["kind"])
-        ctx.error(
-            (*path, "when", "kind"), f"kind {kind!r} is unknown{_did_you_mean(kind, set(CONDITION_PARSERS))}"
-        )
+        ctx.error((*path, "when", "kind"), f"kind {kind!r} is unknown{_did_you_mean(kind, set(CONDITION_PARSERS))}")
     else:
         condition = CONDITION_PARSERS[when["kind"]](ctx, when, (*path, "when"))
     if not ok or condition is None:
@@ -227,7 +227,10 @@ def load_ruleset(directory: Path) -> Ruleset:
             file, _, line = rule.source.rpartition(":")
             errors.append(
                 ConfigError(
-                    file, int(line), "id", f"duplicate rule id {rule.id!r}: also defined at {seen[rule.id].source}"
+                    file,
+                    int(line),
+                    "id",
+                    f"duplicate rule id {rule.id!r}: also defined at {seen[rule.id].source}",
                 )
             )
         seen[rule.id] = rule

@@ -44,7 +44,7 @@ async def deliver_due(
     sender: str,
     mail_domain: str,
     now: datetime,
-    retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable default
+    retry: RetryPolicy = RetryPolicy(),
     limit: int = 200,
 ) -> DeliveryReport:
     """Send every notice that is due. Each is marked sent in its own transaction right after the SMTP server

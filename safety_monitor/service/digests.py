@@ -19,9 +19,7 @@ class Digest:
     context: dict[str, object]
 
 
-async def build_digest(
-    store: UnitOfWorkFactory, renderer: Renderer, *, kind: str, now: datetime
-) -> Digest:
+async def build_digest(store: UnitOfWorkFactory, renderer: Renderer, *, kind: str, now: datetime) -> Digest:
     context = await digest_context(store, kind=kind, now=now)
     subject, text, html = renderer.digest(context)
     return Digest(subject, text, html, context)

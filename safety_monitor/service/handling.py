@@ -28,9 +28,7 @@ class HandlingPolicy:
     first_backoff_s: float = 0.2
 
 
-async def commit_batch(
-    store: UnitOfWorkFactory, batch: Batch, config: PipelineConfig, clock: Clock
-) -> BatchOutcome:
+async def commit_batch(store: UnitOfWorkFactory, batch: Batch, config: PipelineConfig, clock: Clock) -> BatchOutcome:
     """One unit of work for the batch; returns only after the commit succeeded (then the caller acknowledges)."""
     async with store() as uow:
         outcome = await process_batch(uow, batch, config, clock.now())
@@ -59,7 +57,7 @@ async def handle_batch(
     batch: Batch,
     config: PipelineConfig,
     clock: Clock,
-    policy: HandlingPolicy = HandlingPolicy(),  # noqa: B008 - immutable default
+    policy: HandlingPolicy = HandlingPolicy(),
 ) -> BatchOutcome:
     """Process and commit a batch with the error policy above. Returns once every message is accounted for."""
     try:
@@ -79,7 +77,10 @@ async def _dead_letter_failure(
 ) -> BatchOutcome:
     msg_id = item.message.envelope.msg_id if isinstance(item, InboundMessage) else item.msg_id
     log.error(
-        "message failed alone after retries msg_id=%s origin=%s; dead-lettering", msg_id, item.origin, exc_info=exc
+        "message failed alone after retries msg_id=%s origin=%s; dead-lettering",
+        msg_id,
+        item.origin,
+        exc_info=exc,
     )
     error = f"handler error: {type(exc).__name__}: {exc}"
     letter = DeadLetter(payload_hash(item.payload), msg_id, error, item.origin, item.payload, clock.now())

@@ -117,7 +117,6 @@ class UnitOfWork(Protocol):
     @property
     def digests(self) -> DigestLog: ...
 
-
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

@@ -12,8 +12,7 @@ from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
 async def _incidence(uow: UnitOfWork, treatment_emergent_only: bool) -> list[IncidenceRow]:
     population = await uow.subjects.safety_population()
     first_doses: dict[tuple[str, str], date | None] = {
-        key: subject.first_dose_on.as_date() if subject.first_dose_on else None
-        for key, subject in population.items()
+        key: subject.first_dose_on.as_date() if subject.first_dose_on else None for key, subject in population.items()
     }
     facts = await uow.adverse_events.facts()
     return compute_incidence(facts, first_doses, treatment_emergent_only=treatment_emergent_only)

@@ -19,7 +19,12 @@ from tests.conftest import POSTGRES_URL, ROOT, _drop_schema, _postgres_schema
 
 pytestmark = pytest.mark.e2e
 
-HEMOPTYSIS = {"haemoptysis", "pulmonary haemorrhage", "bronchopulmonary haemorrhage", "respiratory tract haemorrhage"}
+HEMOPTYSIS = {
+    "haemoptysis",
+    "pulmonary haemorrhage",
+    "bronchopulmonary haemorrhage",
+    "respiratory tract haemorrhage",
+}
 PNEUMONITIS = {"pneumonitis", "interstitial lung disease", "immune-mediated pneumonitis"}
 
 
@@ -65,7 +70,11 @@ def oracle(lines: tuple[str, ...], malformed: set[int], conflict_msg_id: str) ->
     for (soc, pt), grades in worst.items():
         incidence[(soc, pt, "any")] = (len(grades), len(dosed))
         incidence[(soc, pt, ">=3")] = (sum(1 for g in grades.values() if g >= 3), len(dosed))
-    return {"alerts": {rule: len(keys) for rule, keys in alerts.items()}, "incidence": incidence, "dosed": len(dosed)}
+    return {
+        "alerts": {rule: len(keys) for rule, keys in alerts.items()},
+        "incidence": incidence,
+        "dosed": len(dosed),
+    }
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

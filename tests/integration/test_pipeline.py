@@ -43,7 +43,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def run(
-    store: UnitOfWorkFactory, config: PipelineConfig, now: datetime, batch: list[InboundMessage | RejectedMessage]
+    store: UnitOfWorkFactory,
+    config: PipelineConfig,
+    now: datetime,
+    batch: list[InboundMessage | RejectedMessage],
 ) -> BatchOutcome:
     async with store() as uow:
         outcome = await process_batch(uow, batch, config, now)
@@ -131,7 +134,12 @@ async def test_correction_that_removes_the_basis_sends_an_update_and_keeps_the_a
 
 
 async def test_lower_grade_correction_lowers_incidence(store, config, now) -> None:
-    await run(store, config, now, inbound(*enrolled_and_dosed(S7), ae(S7, "AE-2", "Hypertension", 3, soc="Vascular disorders")))
+    await run(
+        store,
+        config,
+        now,
+        inbound(*enrolled_and_dosed(S7), ae(S7, "AE-2", "Hypertension", 3, soc="Vascular disorders")),
+    )
     await run(store, config, now, inbound(ae(S7, "AE-2", "Hypertension", 2, version=2, soc="Vascular disorders")))
     rows = {(r.pt, r.grade_band): r.subjects for r in await incidence_table(store)}
     assert rows == {("Hypertension", "any"): 1, ("Hypertension", ">=3"): 0}
@@ -240,5 +248,5 @@ async def test_a_poison_message_is_isolated_and_dead_lettered_the_rest_is_proces
     assert (outcome.applied, outcome.handler_failures, outcome.dead_lettered) == (2, 1, 1)
     assert outcome.alerts_by_rule == {"hemoptysis": 1}
     async with store() as uow:
-        (letter, count), = await uow.dead_letters.list()
+        ((letter, count),) = await uow.dead_letters.list()
     assert letter.reason == "handler error: ValueError: cannot grade this" and count == 1

@@ -47,21 +47,27 @@ def test_the_hash_changes_with_the_content(tmp_path: Path) -> None:
         (
             "rules:\n  - id: x\n    title: t\n    when: {kind: ae, terms: [Pneumonitis], grade_at_least: 6}\n"
             "    severity: high\n",
-            ["Invalid config at b_bad.yaml, line 4 (rules[0].when.grade_at_least): "
-             "grade_at_least: 6 is impossible: CTCAE grades run 1-5"],
+            [
+                "Invalid config at b_bad.yaml, line 4 (rules[0].when.grade_at_least): "
+                "grade_at_least: 6 is impossible: CTCAE grades run 1-5"
+            ],
         ),
         (
             "rules:\n  - id: x\n    title: t\n    when: {kind: ae, terms: [Pneumonitis]}\n    severity: high\n"
             "    grup_by: [subject]\n",
-            ["Invalid config at b_bad.yaml, line 6 (rules[0].grup_by): 'grup_by' is not an option; allowed: "
-             "action, id, labels, rationale, severity, title, when"],
+            [
+                "Invalid config at b_bad.yaml, line 6 (rules[0].grup_by): 'grup_by' is not an option; allowed: "
+                "action, id, labels, rationale, severity, title, when"
+            ],
         ),
         (
             "rules:\n  - id: x\n    title: t\n    when: {kind: ae, terms: [Pneumonitis]}\n    severity: hihg\n"
             "    titel: oops\n",
-            ["Invalid config at b_bad.yaml, line 6 (rules[0].titel): 'titel' is not an option (did you mean 'title'?)",
-             "Invalid config at b_bad.yaml, line 5 (rules[0].severity): severity 'hihg' is not one of "
-             "critical, high, medium, info"],
+            [
+                "Invalid config at b_bad.yaml, line 6 (rules[0].titel): 'titel' is not an option (did you mean 'title'?)",
+                "Invalid config at b_bad.yaml, line 5 (rules[0].severity): severity 'hihg' is not one of "
+                "critical, high, medium, info",
+            ],
         ),
         (
             "rules:\n  - id: x\n    title: t\n    when: {kind: labb, tests: [ALT]}\n    severity: high\n",
@@ -70,36 +76,60 @@ def test_the_hash_changes_with_the_content(tmp_path: Path) -> None:
         (
             "rules:\n  - id: good-neighbour\n    title: t\n    when: {kind: ae, terms: [Pneumonitis]}\n"
             "    severity: high\n",
-            ["Invalid config at b_bad.yaml, line 2 (id): duplicate rule id 'good-neighbour': also defined at "
-             "a_good.yaml:2"],
+            [
+                "Invalid config at b_bad.yaml, line 2 (id): duplicate rule id 'good-neighbour': also defined at "
+                "a_good.yaml:2"
+            ],
         ),
         (
             "rules:\n  - id: x\n    title: t\n  - title: no id\n",
-            ["Invalid config at b_bad.yaml, line 2 (rules[0]): rule 'x' is missing when, severity",
-             "Invalid config at b_bad.yaml, line 4 (rules[1]): rule '(no id)' is missing id, when, severity"],
+            [
+                "Invalid config at b_bad.yaml, line 2 (rules[0]): rule 'x' is missing when, severity",
+                "Invalid config at b_bad.yaml, line 4 (rules[1]): rule '(no id)' is missing id, when, severity",
+            ],
         ),
         (
             "rules:\n  - id: x\n    title: t\n    when: {kind: ae, terms: [A], immune_related: [maybe]}\n"
             "    severity: high\n",
-            ["Invalid config at b_bad.yaml, line 4 (rules[0].when.immune_related): immune_related accepts Y, N, U "
-             "and 'unknown' (not yet attributed), got ['maybe']"],
+            [
+                "Invalid config at b_bad.yaml, line 4 (rules[0].when.immune_related): immune_related accepts Y, N, U "
+                "and 'unknown' (not yet attributed), got ['maybe']"
+            ],
         ),
-        ("rules: [\n", ["Invalid config at b_bad.yaml, line 2: not valid YAML: expected the node content, but found '<stream end>'"]),
+        (
+            "rules: [\n",
+            [
+                "Invalid config at b_bad.yaml, line 2: not valid YAML: expected the node content, but found '<stream end>'"
+            ],
+        ),
         (
             "rules:\n  - id: x\n    id: y\n",
             ["Invalid config at b_bad.yaml, line 3: key 'id' appears twice in the same mapping"],
         ),
     ],
-    ids=["grade-6", "unknown-key", "typo-hint-and-severity", "unknown-kind", "duplicate-id", "missing-keys",
-         "immune-values", "yaml-syntax", "duplicate-key"],
+    ids=[
+        "grade-6",
+        "unknown-key",
+        "typo-hint-and-severity",
+        "unknown-kind",
+        "duplicate-id",
+        "missing-keys",
+        "immune-values",
+        "yaml-syntax",
+        "duplicate-key",
+    ],
 )
 def test_config_errors_are_exact_and_collected(tmp_path: Path, text: str, expected: list[str]) -> None:
     assert errors_for(tmp_path, text) == expected
 
 
 def test_errors_from_several_files_come_together(tmp_path: Path) -> None:
-    (tmp_path / "one.yaml").write_text("rules:\n  - id: a\n    title: t\n    when: {kind: ae, terms: []}\n    severity: high\n")
-    (tmp_path / "two.yaml").write_text("rules:\n  - id: b\n    title: t\n    when: {kind: vital, tests: [SYSBP]}\n    severity: high\n")
+    (tmp_path / "one.yaml").write_text(
+        "rules:\n  - id: a\n    title: t\n    when: {kind: ae, terms: []}\n    severity: high\n"
+    )
+    (tmp_path / "two.yaml").write_text(
+        "rules:\n  - id: b\n    title: t\n    when: {kind: vital, tests: [SYSBP]}\n    severity: high\n"
+    )
     with pytest.raises(ConfigInvalid) as caught:
         load_ruleset(tmp_path)
     assert [(Path(e.file).name, e.line) for e in caught.value.errors] == [("one.yaml", 4), ("two.yaml", 4)]

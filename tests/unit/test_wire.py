@@ -71,10 +71,16 @@ def test_content_hash_ignores_key_order() -> None:
     ("change", "reason"),
     [
         ({"AETOXGR": 6}, "message m1 (AE): AETOXGR: grade 6 is impossible: CTCAE grades run 1-5"),
-        ({"AETOXGR": "severe"}, "message m1 (AE): AETOXGR: AETOXGR must be a CTCAE grade 1-5 (a whole number), got 'severe'"),
+        (
+            {"AETOXGR": "severe"},
+            "message m1 (AE): AETOXGR: AETOXGR must be a CTCAE grade 1-5 (a whole number), got 'severe'",
+        ),
         ({"AESTDTC": "2026-13-45"}, "message m1 (AE): AESTDTC: '2026-13-45': month 13 does not exist"),
         ({"AESER": "maybe"}, "message m1 (AE): AESER: Input should be 'Y', 'N' or 'U'"),
-        ({"record_version": 0}, "message m1 (AE): record_version: Input should be greater than or equal to 1"),
+        (
+            {"record_version": 0},
+            "message m1 (AE): record_version: Input should be greater than or equal to 1",
+        ),
         ({"sent_at": "2026-05-01T08:00:00"}, "message m1 (AE): sent_at: Input should have timezone info"),
         ({"AETOXGRR": 3}, "message m1 (AE): AETOXGRR: Extra inputs are not permitted"),
     ],

@@ -17,7 +17,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def async_url(url: str) -> str:
     """Accept the URLs operators write (postgresql://, sqlite:///) and pick the async driver."""
     parsed = make_url(url)
-    drivers = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+    drivers = {
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+    }
     if parsed.drivername in drivers:
         parsed = parsed.set(drivername=drivers[parsed.drivername])
     if parsed.drivername not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
