@@ -68,6 +68,7 @@ class _Term:
     rel_ici: tuple[str, ...]
     suspect: str  # the drug whose dose is acted on: "ANLOTINIB", "ICI" or "" (neither)
     irae: tuple[str | None, ...]  # AEIRAE at first report; None = not yet attributed
+    mild_verbatims: tuple[str, ...] = ()  # verbatims sites use for grade 1 only
     serious_from: int = 4  # grade from which the AE is serious (hospitalisation)
     days_to_onset: tuple[int, int] = (3, 30)
     duration: tuple[int, int] = (5, 30)
@@ -100,11 +101,12 @@ _TERMS: dict[str, _Term] = {
         _Term(
             "Haemoptysis",
             _RESP,
-            ("haemoptysis", "hemoptysis", "coughing up blood", "blood-streaked sputum"),
+            ("haemoptysis", "hemoptysis", "coughing up blood"),
             _REL_MAYBE,
             _REL_WEAK,
             "ANLOTINIB",
             ("N",),
+            mild_verbatims=("blood-streaked sputum",),
             serious_from=3,
             days_to_onset=(14, 45),
             duration=(3, 12),
@@ -340,7 +342,7 @@ class _AePlan:
     grade: int
     onset: date
     end: date | None
-    kind: str = "generic"  # generic | raise | stale | lowering
+    kind: str = "generic"  # how its versions are sent: generic, or one of the manifest's anomalies
     partial_onset: bool = False
     irae: str | None = None
     rel_anlotinib: str = "POSSIBLE"
@@ -368,6 +370,8 @@ class _Outgoing:
 
 
 class _TrialBuilder:
+    """Plans subjects and AEs, emits each message with send and arrival times, then injects anomalies."""
+
     def __init__(self, seed: int, subjects: int, start: date, days: int) -> None:
         if subjects < _MIN_SUBJECTS:
             raise ValueError(
@@ -500,7 +504,7 @@ class _TrialBuilder:
             subject=subject,
             spid=subject.spid(),
             term=term,
-            verbatim=verbatim if verbatim is not None else rng.choice(term.verbatims),
+            verbatim=verbatim or rng.choice(term.verbatims + (term.mild_verbatims if grade == 1 else ())),
             grade=grade,
             onset=onset,
             end=end,
@@ -613,8 +617,10 @@ class _TrialBuilder:
                 assert onset is not None
                 verbatim = "<script>alert('x')</script> bleeding gums"
                 plan = self.plan_ae(subject, "Gingival bleeding", 1, onset, kind="html", verbatim=verbatim)
-            elif role == "partial":
-                onset = self.onset(subject, 8, 30)
+            elif role == "partial":  # onset in the trial's second month, known to the month only
+                second_month = (self.start.replace(day=1) + timedelta(days=32)).replace(day=1)
+                target = second_month + timedelta(days=rng.randint(2, 20))
+                onset = self.onset(subject, 0, 0, days=(target - subject.first_dose).days)
                 assert onset is not None
                 plan = self.plan_ae(subject, "Decreased appetite", 1, onset, kind="partial")
                 plan.partial_onset = True
@@ -644,6 +650,11 @@ class _TrialBuilder:
             if onset is not None:
                 plan = self.plan_ae(subject, "Colitis", 2, onset)
                 plan.acn_ici = "DRUG INTERRUPTED"
+        for subject in self.subjects:  # sites number AEs in the order they are recorded
+            subject.aes.sort(key=lambda p: (p.onset, p.term.decod))
+            for number, plan in enumerate(subject.aes, 1):
+                plan.spid = f"AE-{number}"
+            subject.next_spid = len(subject.aes) + 1
 
     # ---- messages: subject status --------------------------------------------------------------------------
 
@@ -998,8 +1009,7 @@ class _TrialBuilder:
         # Malformed messages, spread over the trial.
         regulars = [s for s in self.subjects if not s.role]
         moments = [  # one in each seventh of the middle of the trial
-            _at(self.start, 0, 0)
-            + timedelta(seconds=int(span.total_seconds() * rng.uniform(i / 7, (i + 1) / 7)))
+            self.working_hours(self.start + timedelta(days=int(span.days * rng.uniform(i / 7, (i + 1) / 7))))
             for i in range(1, 6)
         ]
         malformed: list[_Outgoing] = []

@@ -18,7 +18,7 @@ DEMO_RECIPIENTS = ("dsmb@example.org", "medical-monitor@example.org")
 
 @click.command()
 @click.option("--seed", type=int, default=20260302, show_default=True, help="Seed of the synthetic trial.")
-@click.option("--subjects", type=click.IntRange(5, 5000), default=60, show_default=True)
+@click.option("--subjects", type=click.IntRange(20, 5000), default=60, show_default=True)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -411,6 +411,8 @@ def test_default_manifest_is_stable(default_trial: SyntheticTrial) -> None:
     assert manifest.unknown_subject_id.endswith("-0099")
     assert len(manifest.malformed_lines) == 5
     assert len(manifest.duplicate_msg_ids) == 5
+    [(_, text)] = lines_with_id(default_trial, manifest.partial_date_msg_id)
+    assert json.loads(text)["AESTDTC"] == "2026-04"
 
 
 # ---- benchmark load and files ------------------------------------------------------------------------------
