@@ -374,9 +374,7 @@ class _TrialBuilder:
 
     def __init__(self, seed: int, subjects: int, start: date, days: int) -> None:
         if subjects < _MIN_SUBJECTS:
-            raise ValueError(
-                f"subjects={subjects}: the trial needs at least {_MIN_SUBJECTS} to place its anomalies"
-            )
+            raise ValueError(f"subjects={subjects}: the trial needs at least {_MIN_SUBJECTS} to place its anomalies")
         if days < _MIN_DAYS:
             raise ValueError(f"days={days}: the trial needs at least {_MIN_DAYS} days of follow-up")
         self.rng = random.Random(seed)  # noqa: S311 -- reproducible synthetic data, not security
@@ -401,9 +399,7 @@ class _TrialBuilder:
         self.n_ids += 1
         return str(uuid.uuid5(_MSG_NAMESPACE, f"trial:{self.seed}:{self.n_ids}"))
 
-    def envelope(
-        self, msg_type: str, sent_at: datetime, site: str, usubjid: str, version: int = 1
-    ) -> Payload:
+    def envelope(self, msg_type: str, sent_at: datetime, site: str, usubjid: str, version: int = 1) -> Payload:
         return {
             "msg_id": self.new_msg_id(),
             "msg_type": msg_type,
@@ -414,9 +410,7 @@ class _TrialBuilder:
             "USUBJID": usubjid,
         }
 
-    def emit(
-        self, payload: Payload | str, sent_at: datetime, site: str, tag: str, msg_id: str = ""
-    ) -> _Outgoing:
+    def emit(self, payload: Payload | str, sent_at: datetime, site: str, tag: str, msg_id: str = "") -> _Outgoing:
         if not msg_id:
             msg_id = str(payload["msg_id"]) if isinstance(payload, dict) else ""
         item = _Outgoing(sent_at, sent_at, len(self.out), msg_id, site, payload, tag)
@@ -439,9 +433,7 @@ class _TrialBuilder:
             per_site[site] = per_site.get(site, 0) + 1
             enrolled = self.start + timedelta(days=offset)
             lab_base = {
-                lab.code: rng.uniform(
-                    lab.low + 0.15 * (lab.high - lab.low), lab.high - 0.3 * (lab.high - lab.low)
-                )
+                lab.code: rng.uniform(lab.low + 0.15 * (lab.high - lab.low), lab.high - 0.3 * (lab.high - lab.low))
                 for lab in _LABS
             }
             self.subjects.append(
@@ -457,9 +449,7 @@ class _TrialBuilder:
                     lab_base=lab_base,
                 )
             )
-        self.unknown_usubjid = (
-            f"{STUDY_ID}-{rng.choice(SITE_IDS)}-{9999 if max(per_site.values()) >= 99 else 99:04d}"
-        )
+        self.unknown_usubjid = f"{STUDY_ID}-{rng.choice(SITE_IDS)}-{9999 if max(per_site.values()) >= 99 else 99:04d}"
 
     def assign_roles(self) -> None:
         n_deaths = 2 if self.n >= 40 else 1
@@ -557,11 +547,7 @@ class _TrialBuilder:
         plan = self.plan_ae(by_role["haemoptysis-g3"], "Haemoptysis", 3, onset)
         plan.acn_anlotinib = "DRUG WITHDRAWN"
         haemoptysis_subjects = {raise_subject.usubjid, by_role["haemoptysis-g3"].usubjid}
-        others = [
-            s
-            for s in self.subjects
-            if s.usubjid not in haemoptysis_subjects and not s.role.startswith("death")
-        ]
+        others = [s for s in self.subjects if s.usubjid not in haemoptysis_subjects and not s.role.startswith("death")]
         for subject in rng.sample(others, max(0, round(0.10 * self.n) - 2)):
             onset = self.onset(subject, 14, 45)
             if onset is not None:
@@ -678,11 +664,7 @@ class _TrialBuilder:
                 self.subject_msg(subject, "DISCONTINUED", subject.last_visit, None, "PROGRESSIVE DISEASE")
 
     def dose_action(self, plan: _AePlan, drug: str, action: str, day: date) -> None:
-        if (
-            day <= plan.subject.last_visit
-            and action in ("DRUG WITHDRAWN", "DRUG INTERRUPTED")
-            and plan.grade < 5
-        ):
+        if day <= plan.subject.last_visit and action in ("DRUG WITHDRAWN", "DRUG INTERRUPTED") and plan.grade < 5:
             self.dose_requests.append((plan, drug, action, day))
 
     def emit_dose_events(self) -> None:
@@ -692,9 +674,7 @@ class _TrialBuilder:
                 subject = plan.subject
                 if drug not in subject.withdrawn or day < subject.withdrawn[drug]:
                     subject.withdrawn[drug] = day
-        for plan, drug, action, day in sorted(
-            self.dose_requests, key=lambda r: (r[3], r[0].subject.usubjid, r[1])
-        ):
+        for plan, drug, action, day in sorted(self.dose_requests, key=lambda r: (r[3], r[0].subject.usubjid, r[1])):
             subject = plan.subject
             stopped = subject.withdrawn.get(drug, self.last_day + timedelta(days=1))
             reason = f"ADVERSE EVENT: {plan.spid} {plan.term.decod}"
@@ -818,26 +798,20 @@ class _TrialBuilder:
     def lab_value(self, subject: _Subject, lab: _LabTest, day: date) -> float:
         rng = self.rng
         value = subject.lab_base[lab.code] * rng.uniform(0.9, 1.1)
-        if lab.code in ("ALT", "AST") and (
-            plan := self.active(subject, "Alanine aminotransferase increased", day)
-        ):
+        if lab.code in ("ALT", "AST") and (plan := self.active(subject, "Alanine aminotransferase increased", day)):
             x_uln = rng.uniform(1.3, 2.8) if plan.grade == 1 else rng.uniform(3.2, 4.8)
             value = lab.high * (x_uln if lab.code == "ALT" else x_uln * 0.6)
         elif lab.code in ("TSH", "FT4"):
             if self.active(subject, "Hypothyroidism", day):
                 value = rng.uniform(10.0, 25.0) if lab.code == "TSH" else rng.uniform(8.0, 11.5)
-            elif (
-                self.active(subject, "Blood thyroid stimulating hormone increased", day) and lab.code == "TSH"
-            ):
+            elif self.active(subject, "Blood thyroid stimulating hormone increased", day) and lab.code == "TSH":
                 value = rng.uniform(4.6, 9.5)
         return value
 
     def emit_labs(self, subject: _Subject, visit: str, day: date) -> None:
         rng = self.rng
         collected = _at(day, rng.randint(7, 9), rng.randint(0, 59))
-        sent_at = collected + timedelta(
-            hours=rng.randint(2, 7), minutes=rng.randint(0, 59), seconds=rng.randint(0, 59)
-        )
+        sent_at = collected + timedelta(hours=rng.randint(2, 7), minutes=rng.randint(0, 59), seconds=rng.randint(0, 59))
         for lab in _LABS:
             value = _round(self.lab_value(subject, lab, day), lab.decimals)
             payload = self.envelope("LB", sent_at, subject.site, subject.usubjid)
@@ -1013,9 +987,7 @@ class _TrialBuilder:
             for i in range(1, 6)
         ]
         malformed: list[_Outgoing] = []
-        for kind, moment in zip(
-            ("torn", "grade6", "no-subject", "bad-date", "bad-type"), moments, strict=True
-        ):
+        for kind, moment in zip(("torn", "grade6", "no-subject", "bad-date", "bad-type"), moments, strict=True):
             subject = rng.choice(regulars)
             day = min(moment.date(), subject.last_visit)
             if kind == "torn":
@@ -1034,9 +1006,7 @@ class _TrialBuilder:
             else:
                 decod = rng.choice(("Fatigue", "Diarrhoea", "Decreased appetite"))
                 onset = max(subject.first_dose + timedelta(days=1), day - timedelta(days=2))
-                plan = _AePlan(
-                    subject, subject.spid(), _TERMS[decod], decod.lower(), 1, onset, None, kind=kind
-                )
+                plan = _AePlan(subject, subject.spid(), _TERMS[decod], decod.lower(), 1, onset, None, kind=kind)
                 payload = self.ae_payload(plan, 1, moment)
                 if kind == "grade6":
                     payload["AETOXGR"] = 6

@@ -99,7 +99,7 @@ class AeMessage(_Envelope):
     AETERM: Text = Field(description="Verbatim term as reported (free text).")
     AEDECOD: Text = Field(description="MedDRA preferred term.")
     AEBODSYS: Text = Field(description="MedDRA system organ class.")
-    AETOXGR: Grade = Field(description="Investigator CTCAE grade, 1-5 (3 or \"3\").")
+    AETOXGR: Grade = Field(description='Investigator CTCAE grade, 1-5 (3 or "3").')
     AESER: NoYes | None = None
     AESDTH: NoYes | None = None
     AESLIFE: NoYes | None = None
@@ -217,9 +217,7 @@ class SubjectMessage(_Envelope):
     """A subject status event: enrolment, dosing, discontinuation, death (denominators for incidence)."""
 
     msg_type: Literal["SUBJECT"]
-    EVENT: Literal[
-        "ENROLLED", "FIRST_DOSE", "DOSE_INTERRUPTED", "DOSE_RESUMED", "DISCONTINUED", "DIED", "COMPLETED"
-    ]
+    EVENT: Literal["ENROLLED", "FIRST_DOSE", "DOSE_INTERRUPTED", "DOSE_RESUMED", "DISCONTINUED", "DIED", "COMPLETED"]
     EVENTDTC: SdtmDate
     ARM: Text | None = None
     DRUG: Literal["ANLOTINIB", "ICI"] | None = None
@@ -236,9 +234,7 @@ class SubjectMessage(_Envelope):
         )
 
 
-WireMessage = Annotated[
-    AeMessage | LbMessage | VsMessage | EgMessage | SubjectMessage, Discriminator("msg_type")
-]
+WireMessage = Annotated[AeMessage | LbMessage | VsMessage | EgMessage | SubjectMessage, Discriminator("msg_type")]
 _ADAPTER: TypeAdapter[WireMessage] = TypeAdapter(WireMessage)
 _MODELS: dict[str, type[_Envelope]] = {
     "AE": AeMessage,

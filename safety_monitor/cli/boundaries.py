@@ -90,9 +90,7 @@ def _oc_json(oc: OperatingCharacteristics) -> dict[str, object]:
         "true_rate": oc.true_rate,
         "p_stop": oc.p_stop,
         "expected_n": oc.expected_n,
-        "by_look": [
-            {"n": look.n, "p_stop_at": look.p_stop_at, "p_stop_by": look.p_stop_by} for look in oc.looks
-        ],
+        "by_look": [{"n": look.n, "p_stop_at": look.p_stop_at, "p_stop_by": look.p_stop_by} for look in oc.looks],
     }
 
 
@@ -104,9 +102,7 @@ def _aligned(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     ]
 
 
-def _table_text(
-    title: str, rule: str, table: Sequence[StoppingRow], ocs: Sequence[OperatingCharacteristics]
-) -> str:
+def _table_text(title: str, rule: str, table: Sequence[StoppingRow], ocs: Sequence[OperatingCharacteristics]) -> str:
     headers = ["n", "stop at", *(f"P(stop by n | rate={oc.true_rate:g})" for oc in ocs)]
     rows: list[list[str]] = []
     for index, row in enumerate(table):
@@ -153,9 +149,7 @@ def boundaries() -> None:
 
 
 @boundaries.command("beta-binomial")
-@click.option(
-    "--theta", type=float, required=True, callback=_open_unit, help="Unacceptable event rate, e.g. 0.10."
-)
+@click.option("--theta", type=float, required=True, callback=_open_unit, help="Unacceptable event rate, e.g. 0.10.")
 @click.option(
     "--prior",
     type=(float, float),
@@ -164,9 +158,7 @@ def boundaries() -> None:
     metavar="A B",
     help="Beta(a, b) prior on the event rate, e.g. 0.2 1.8.",
 )
-@click.option(
-    "--cutoff", type=float, required=True, callback=_open_unit, help="Stop when Pr(rate > theta) > cutoff."
-)
+@click.option("--cutoff", type=float, required=True, callback=_open_unit, help="Stop when Pr(rate > theta) > cutoff.")
 @_LOOKS_OPTION
 @_RATES_OPTION
 @_FORMAT_OPTION

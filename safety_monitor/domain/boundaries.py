@@ -60,9 +60,7 @@ class OperatingCharacteristics:
     true_rate: float
     looks: tuple[LookCharacteristics, ...]
     p_stop: float  # probability of stopping at any look
-    expected_n: (
-        float  # expected evaluable subjects when monitoring ends: at the stopping look, else the last look
-    )
+    expected_n: float  # expected evaluable subjects when monitoring ends: at the stopping look, else the last look
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +236,7 @@ def evaluate_beta_binomial(
     """The cohort's current posterior Pr(rate > theta) against the cutoff."""
     _check_open_unit("cutoff", cutoff)
     posterior = beta_binomial_posterior_exceeds(theta, a, b, events, evaluable)
-    return BoundaryStatus(
-        statistic=posterior, boundary=cutoff, crossed=_beta_binomial_crossed(posterior, cutoff)
-    )
+    return BoundaryStatus(statistic=posterior, boundary=cutoff, crossed=_beta_binomial_crossed(posterior, cutoff))
 
 
 # --- Wald SPRT for a binomial rate (Wald 1945) --------------------------------------------------------------
@@ -284,16 +280,12 @@ def sprt_stop_at(p0: float, p1: float, alpha: float, beta: float, n: int) -> int
     return None
 
 
-def sprt_table(
-    p0: float, p1: float, alpha: float, beta: float, looks: Iterable[int]
-) -> tuple[StoppingRow, ...]:
+def sprt_table(p0: float, p1: float, alpha: float, beta: float, looks: Iterable[int]) -> tuple[StoppingRow, ...]:
     """The stopping table of the SPRT (upper boundary only), one row per look."""
     return tuple(StoppingRow(n, sprt_stop_at(p0, p1, alpha, beta, n)) for n in check_looks(looks))
 
 
-def evaluate_sprt(
-    p0: float, p1: float, alpha: float, beta: float, events: int, evaluable: int
-) -> BoundaryStatus:
+def evaluate_sprt(p0: float, p1: float, alpha: float, beta: float, events: int, evaluable: int) -> BoundaryStatus:
     """The cohort's log-likelihood ratio against Wald's upper boundary, with the accept-H0 boundary."""
     _check_sprt(p0, p1, alpha, beta)
     lower, upper = sprt_boundaries(alpha, beta)
@@ -342,6 +334,4 @@ def operating_characteristics(table: Sequence[StoppingRow], true_rate: float) ->
         previous_n = row.n
     p_stop = min(stopped_by, 1.0)
     expected_n += previous_n * (1.0 - p_stop)
-    return OperatingCharacteristics(
-        true_rate=true_rate, looks=tuple(looks), p_stop=p_stop, expected_n=expected_n
-    )
+    return OperatingCharacteristics(true_rate=true_rate, looks=tuple(looks), p_stop=p_stop, expected_n=expected_n)

@@ -223,9 +223,7 @@ async def _apply_adverse_events(
 async def _update_alerts(
     uow: UnitOfWork, ruleset: Ruleset, hits: list[RuleHit], removals: list[AdverseEvent], now: datetime
 ) -> list[AlertChange]:
-    removal_keys = {
-        (ae_alert_key(rule.id, event), event) for event in removals for rule in ruleset.ae_rules
-    }
+    removal_keys = {(ae_alert_key(rule.id, event), event) for event in removals for rule in ruleset.ae_rules}
     hit_keys = {hit.alert_key for hit in hits}
     alerts: dict[str, Alert] = await uow.alerts.get(hit_keys | {key for key, _ in removal_keys})
     changes: list[AlertChange] = []

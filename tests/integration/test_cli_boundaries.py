@@ -110,9 +110,7 @@ def test_table_is_the_default_format_and_columns_align_with_true_rates() -> None
 
 
 def test_table_marks_looks_that_cannot_stop() -> None:
-    result = run(
-        ["sprt", "--p0", "0.10", "--p1", "0.25", "--alpha", "0.05", "--beta", "0.20", "--looks", "2,5"]
-    )
+    result = run(["sprt", "--p0", "0.10", "--p1", "0.25", "--alpha", "0.05", "--beta", "0.20", "--looks", "2,5"])
     assert result.exit_code == 0, result.output
     assert "2        -" in result.output
     assert result.output.rstrip().endswith("- : no number of events stops the cohort at this look")

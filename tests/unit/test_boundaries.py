@@ -69,9 +69,7 @@ def test_incomplete_beta_arcsine_law(x: float) -> None:
 def test_incomplete_beta_closed_forms_with_a_unit_parameter(a: float, x: float) -> None:
     # I_x(a, 1) = x^a and I_x(1, b) = 1 - (1 - x)^b.
     assert regularized_incomplete_beta(x, a, 1.0) == pytest.approx(x**a, rel=0, abs=1e-12)
-    assert regularized_incomplete_beta(x, 1.0, a) == pytest.approx(
-        -math.expm1(a * math.log1p(-x)), rel=0, abs=1e-12
-    )
+    assert regularized_incomplete_beta(x, 1.0, a) == pytest.approx(-math.expm1(a * math.log1p(-x)), rel=0, abs=1e-12)
 
 
 @pytest.mark.parametrize(("a", "b"), [(0.2, 1.8), (2.2, 38.8), (7.2, 33.8), (0.5, 3.0), (45.0, 2.5)])
@@ -187,9 +185,7 @@ def test_sprt_cannot_stop_on_too_few_subjects() -> None:
 def test_evaluate_sprt_reports_llr_and_both_boundaries() -> None:
     lower, upper = sprt_boundaries(0.05, 0.20)
     status = evaluate_sprt(0.10, 0.25, 0.05, 0.20, 4, 5)
-    assert status == BoundaryStatus(
-        statistic=sprt_llr(0.10, 0.25, 4, 5), boundary=upper, crossed=True, lower=lower
-    )
+    assert status == BoundaryStatus(statistic=sprt_llr(0.10, 0.25, 4, 5), boundary=upper, crossed=True, lower=lower)
     assert status.below_lower is False
     quiet = evaluate_sprt(0.10, 0.25, 0.05, 0.20, 0, 10)
     assert quiet.crossed is False
@@ -226,15 +222,11 @@ def brute_force_oc(table: tuple[StoppingRow, ...], rate: float) -> tuple[list[fl
     ],
     ids=["every-look", "some-looks-cannot-stop", "sprt-4-8-12"],
 )
-def test_operating_characteristics_match_brute_force_enumeration(
-    table: tuple[StoppingRow, ...], rate: float
-) -> None:
+def test_operating_characteristics_match_brute_force_enumeration(table: tuple[StoppingRow, ...], rate: float) -> None:
     p_at, expected_n = brute_force_oc(table, rate)
     oc = operating_characteristics(table, rate)
     assert [look.p_stop_at for look in oc.looks] == pytest.approx(p_at, rel=0, abs=1e-12)
-    assert [look.p_stop_by for look in oc.looks] == pytest.approx(
-        list(itertools.accumulate(p_at)), rel=0, abs=1e-12
-    )
+    assert [look.p_stop_by for look in oc.looks] == pytest.approx(list(itertools.accumulate(p_at)), rel=0, abs=1e-12)
     assert oc.p_stop == pytest.approx(sum(p_at), rel=0, abs=1e-12)
     assert oc.expected_n == pytest.approx(expected_n, rel=0, abs=1e-10)
     assert [look.n for look in oc.looks] == [row.n for row in table]

@@ -211,9 +211,7 @@ def test_default_trial_has_sixty_subjects_across_six_sites(default_trial: Synthe
 
 
 def test_every_subject_is_enrolled_then_dosed_with_both_drugs(trial: SyntheticTrial) -> None:
-    enrolled = {
-        m["USUBJID"]: date.fromisoformat(str(m["EVENTDTC"])) for m in subject_events(trial, "ENROLLED")
-    }
+    enrolled = {m["USUBJID"]: date.fromisoformat(str(m["EVENTDTC"])) for m in subject_events(trial, "ENROLLED")}
     doses: dict[object, set[object]] = defaultdict(set)
     for m in subject_events(trial, "FIRST_DOSE"):
         assert m["ARM"] == "ANLOTINIB+ICI"
@@ -226,9 +224,7 @@ def test_every_subject_is_enrolled_then_dosed_with_both_drugs(trial: SyntheticTr
 def test_one_or_two_deaths_each_with_a_grade_5_ae(trial: SyntheticTrial) -> None:
     died = {m["USUBJID"] for m in subject_events(trial, "DIED")}
     assert 1 <= len(died) <= 2
-    fatal = {
-        s for by_subject in worst_grades(trial).values() for s, grade in by_subject.items() if grade == 5
-    }
+    fatal = {s for by_subject in worst_grades(trial).values() for s, grade in by_subject.items() if grade == 5}
     assert fatal == died
     assert 2 <= len(subject_events(trial, "DISCONTINUED")) <= 8
 
@@ -242,8 +238,7 @@ def test_hypertension_incidence_matches_anlotinib(trial: SyntheticTrial) -> None
 
 def test_hypertension_onset_is_early(default_trial: SyntheticTrial) -> None:
     first_dose = {
-        m["USUBJID"]: date.fromisoformat(str(m["EVENTDTC"]))
-        for m in subject_events(default_trial, "FIRST_DOSE")
+        m["USUBJID"]: date.fromisoformat(str(m["EVENTDTC"])) for m in subject_events(default_trial, "FIRST_DOSE")
     }
     onsets = sorted(
         (date.fromisoformat(str(m["AESTDTC"])) - first_dose[m["USUBJID"]]).days
@@ -275,9 +270,7 @@ def test_bleeding_and_pneumonitis_signals(trial: SyntheticTrial) -> None:
     assert any(grade >= 3 for grade in worst["Haemoptysis"].values())
     assert 1 <= len(worst["Pneumonitis"]) <= 3
     assert all(grade in (2, 3) for grade in worst["Pneumonitis"].values())
-    pneumonitis = [
-        m for _, m in valid_messages(trial) if m["msg_type"] == "AE" and m["AEDECOD"] == "Pneumonitis"
-    ]
+    pneumonitis = [m for _, m in valid_messages(trial) if m["msg_type"] == "AE" and m["AEDECOD"] == "Pneumonitis"]
     assert all(m["AEIRAE"] in ("Y", None) for m in pneumonitis if m["record_version"] == 1)
 
 
@@ -332,9 +325,7 @@ def test_a_follow_up_raises_a_haemoptysis_grade(trial: SyntheticTrial) -> None:
 
 
 def test_a_stale_follow_up_arrives_after_a_newer_version(trial: SyntheticTrial) -> None:
-    [(line, stale)] = [
-        (n, json.loads(text)) for n, text in lines_with_id(trial, trial.manifest.stale_followup_msg_id)
-    ]
+    [(line, stale)] = [(n, json.loads(text)) for n, text in lines_with_id(trial, trial.manifest.stale_followup_msg_id)]
     earlier = ae_versions(trial, str(stale["USUBJID"]), str(stale["AESPID"]))
     newest_before = max(int(str(m["record_version"])) for n, m in earlier if n < line)
     assert int(str(stale["record_version"])) < newest_before

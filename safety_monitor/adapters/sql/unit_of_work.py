@@ -275,12 +275,9 @@ class _AdverseEvents(_Sql):
 
     async def facts(self) -> list[AeFact]:
         c = t.adverse_event.c
-        result = await self.conn.execute(
-            select(c.study_id, c.subject_id, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc)
-        )
+        result = await self.conn.execute(select(c.study_id, c.subject_id, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc))
         return [
-            AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, _parse(r.aestdtc))
-            for r in result
+            AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, _parse(r.aestdtc)) for r in result
         ]
 
     async def unknown_subject_count(self) -> int:
@@ -288,9 +285,7 @@ class _AdverseEvents(_Sql):
         known = select(subject.subject_id).where(
             and_(subject.study_id == ae.study_id, subject.subject_id == ae.subject_id)
         )
-        result = await self.conn.execute(
-            select(func.count()).select_from(t.adverse_event).where(~known.exists())
-        )
+        result = await self.conn.execute(select(func.count()).select_from(t.adverse_event).where(~known.exists()))
         return int(result.scalar_one())
 
 
@@ -525,9 +520,7 @@ class _Outbox(_Sql):
 
 class _Digests(_Sql):
     async def last_sent(self, kind: str) -> datetime | None:
-        result = await self.conn.execute(
-            select(func.max(t.digest_run.c.sent_at)).where(t.digest_run.c.kind == kind)
-        )
+        result = await self.conn.execute(select(func.max(t.digest_run.c.sent_at)).where(t.digest_run.c.kind == kind))
         value = result.scalar_one_or_none()
         return _utc(value) if value is not None else None
 
