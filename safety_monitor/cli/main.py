@@ -18,6 +18,7 @@ from safety_monitor.bootstrap import App
 from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
+from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.ruleset.errors import ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.digests import build_digest, send_digest
@@ -205,6 +206,7 @@ cli.add_command(boundaries)
 
 
 cli.add_command(demo)
+cli.add_command(grade_labs)
 
 
 def main() -> None:

@@ -1,0 +1,146 @@
+"""`safety-monitor grade-labs` end to end through click: columns, grades, baselines, precedence, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from safety_monitor.cli.grade_labs import grade_labs
+
+HEADER = "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,LBDTC,LBBLFL,LBSTRESC,LBSPEC,VISIT"
+ROWS = """\
+S1,K,2.49,mmol/L,3.5,5.1,2024-01-01,Y,,SERUM,SCREEN
+S1,ALT,100,U/L,0,40,2024-01-01,Y,,SERUM,SCREEN
+S1,ALT,160,U/L,0,40,2024-02-01,,,SERUM,C2
+S1,XYZ,1,U/L,0,40,2024-02-01,,,SERUM,C2
+S1,PROT,,,,,2024-02-01,,2+,URINE,C2
+S1,PROT,1.2,g/24h,0,0.15,2024-02-01,,,URINE,C2
+S1,PROT,,,,,2024-03-01,,4+,URINE,C3
+S1,SODIUM,127,mmol/L,135,145,2024-03-01,,,SERUM,C3
+S1,K,4,mg/dL,3.5,5.1,2024-03-01,,,SERUM,C3
+S2,ALT,130,U/L,0,40,2024-02-01,,,SERUM,C2
+S2,HGB,,g/L,120,160,2024-02-01,,,SERUM,C2
+S2,PLAT,49.99,10^9/L,,,2024-02-01,,,SERUM,C2
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "lb.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(grade_labs, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def parse(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_stdout_has_every_input_column_plus_grades(tmp_path: Path) -> None:
+    code, out, _ = run(str(write(tmp_path, f"{HEADER}\n{ROWS}")))
+    assert code == 0
+    rows = parse(out)
+    assert list(rows[0]) == [*HEADER.split(","), "ATOXDSCL", "ATOXGRL", "ATOXDSCH", "ATOXGRH", "ATOXRSN"]
+    assert len(rows) == 12
+    k = rows[0]
+    assert (k["ATOXDSCL"], k["ATOXGRL"], k["ATOXDSCH"], k["ATOXGRH"], k["VISIT"]) == (
+        "Hypokalemia", "4", "Hyperkalemia", "0", "SCREEN",
+    )  # fmt: skip
+
+
+def test_baseline_from_lbblfl_drives_liver_grading(tmp_path: Path) -> None:
+    rows = parse(run(str(write(tmp_path, f"{HEADER}\n{ROWS}")))[1])
+    # S1 baseline ALT 100 > ULN 40: 160 is 1.6 x baseline -> grade 1 (would be grade 3 against ULN)
+    assert (rows[2]["ATOXDSCH"], rows[2]["ATOXGRH"]) == ("Alanine aminotransferase increased", "1")
+    assert "multiples of baseline" in rows[2]["ATOXRSN"]
+    # S2 has no baseline: graded against ULN, worst case, provisional
+    assert rows[9]["ATOXGRH"] == "2"
+    assert "provisional" in rows[9]["ATOXRSN"]
+
+
+def test_unknown_test_code_passes_through_ungraded(tmp_path: Path) -> None:
+    row = parse(run(str(write(tmp_path, f"{HEADER}\n{ROWS}")))[1])[3]
+    assert row["LBTESTCD"] == "XYZ"
+    assert [row[c] for c in ("ATOXDSCL", "ATOXGRL", "ATOXDSCH", "ATOXGRH", "ATOXRSN")] == ["", "", "", "", ""]
+
+
+def test_proteinuria_24h_takes_precedence_over_same_day_dipstick(tmp_path: Path) -> None:
+    rows = parse(run(str(write(tmp_path, f"{HEADER}\n{ROWS}")))[1])
+    assert (rows[4]["ATOXDSCH"], rows[4]["ATOXGRH"]) == ("Proteinuria", "")
+    assert "24-hour" in rows[4]["ATOXRSN"]
+    assert rows[5]["ATOXGRH"] == "2"
+    assert rows[6]["ATOXGRH"] == "3"  # 4+ on a day without a 24-hour collection
+
+
+def test_cannot_grade_is_blank_with_a_reason(tmp_path: Path) -> None:
+    rows = parse(run(str(write(tmp_path, f"{HEADER}\n{ROWS}")))[1])
+    unit = rows[8]
+    assert (unit["ATOXGRL"], unit["ATOXGRH"]) == ("", "")
+    assert "unit mg/dL not accepted for Hypokalemia" in unit["ATOXRSN"]
+    missing = rows[10]
+    assert (missing["ATOXDSCL"], missing["ATOXGRL"]) == ("Anemia", "")
+    assert "no numeric result" in missing["ATOXRSN"]
+    plat = rows[11]  # no LLN needed below 50
+    assert plat["ATOXGRL"] == "3"
+    sodium = rows[7]
+    assert sodium["ATOXGRL"] == "3" and "provisional" in sodium["ATOXRSN"]
+
+
+def test_adam_base_and_bnrind_win(tmp_path: Path) -> None:
+    text = (
+        "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,LBBLFL,BASE,BNRIND\n"
+        "S1,ALT,100,U/L,0,40,Y,100,HIGH\n"
+        "S1,ALT,130,U/L,0,40,,30,NORMAL\n"
+    )
+    rows = parse(run(str(write(tmp_path, text)))[1])
+    assert rows[1]["ATOXGRH"] == "2"  # BASE 30 normal: graded against ULN although LBBLFL flags 100
+
+
+def test_baseline_from_first_dose_date(tmp_path: Path) -> None:
+    text = (
+        "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,LBDTC,RFXSTDTC\n"
+        "S1,ALT,90,U/L,0,40,2024-01-05,2024-01-10\n"
+        "S1,ALT,160,U/L,0,40,2024-02-01,2024-01-10\n"
+    )
+    rows = parse(run(str(write(tmp_path, text)))[1])
+    assert rows[1]["ATOXGRH"] == "1"  # 160 / 90 = 1.8 x a high baseline
+
+
+def test_output_file_option(tmp_path: Path) -> None:
+    target = tmp_path / "graded.csv"
+    code, out, err = run(str(write(tmp_path, f"{HEADER}\n{ROWS}")), "-o", str(target))
+    assert code == 0 and out == ""
+    assert "graded 12 records" in err
+    assert len(parse(target.read_text(encoding="utf-8"))) == 12
+
+
+def test_missing_column_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "USUBJID,LBTESTCD,LBSTRESN\nS1,K,3\n")
+    code, _, err = run(str(path))
+    assert code == 1
+    assert f"{path}: missing required column(s) LBSTRESU, LBSTNRLO, LBSTNRHI" in err
+
+
+def test_bad_number_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER}\nS1,K,3.1,mmol/L,3.5,5.1,2024-01-01,,,SERUM,C1\nS1,K,abc,mmol/L,3.5,5.1,,,,,\n")
+    code, _, err = run(str(path))
+    assert code == 1
+    assert f"{path}, line 3: LBSTRESN 'abc' is not a number" in err
+
+
+def test_ragged_row_and_bad_date_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER}\nS1,K,3.1\n")
+    assert f"{path}, line 2: 3 fields but the header has 11" in run(str(path))[2]
+    path = write(tmp_path, f"{HEADER}\nS1,K,3.1,mmol/L,3.5,5.1,2024-13-01,Y,,SERUM,C1\n", "bad_date.csv")
+    assert f"{path}, line 2: LBDTC '2024-13-01': month 13 does not exist" in run(str(path))[2]
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    assert f"{path}: empty file (no header row)" in run(str(path))[2]
