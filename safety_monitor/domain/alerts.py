@@ -35,6 +35,7 @@ class Alert:
     subject_id: str
     subject_ref: str
     term: str
+    observed_on: str  # onset or collection date (as the site sent it) of the fact behind the latest change
     grade: int  # the highest grade notified so far
     status: AlertStatus
     raised_at: datetime
@@ -73,6 +74,7 @@ def _new_alert(hit: RuleHit, now: datetime) -> Alert:
         subject_id=hit.subject_id,
         subject_ref=hit.subject_ref,
         term=hit.term,
+        observed_on=hit.observed_on,
         grade=hit.grade,
         status=AlertStatus.OPEN,
         raised_at=now,
@@ -98,10 +100,10 @@ def on_hit(existing: Alert | None, hit: RuleHit, now: datetime) -> tuple[Alert, 
         ctcae_version=hit.ctcae_version,
     )
     if existing.status is AlertStatus.BASIS_REMOVED:
-        alert = replace(updated, status=AlertStatus.OPEN, grade=hit.grade)
+        alert = replace(updated, status=AlertStatus.OPEN, grade=hit.grade, observed_on=hit.observed_on)
         return alert, AlertChange(alert, ChangeKind.REINSTATED, existing.grade, hit.msg_id, now)
     if hit.grade > existing.grade:
-        alert = replace(updated, grade=hit.grade, term=hit.term)
+        alert = replace(updated, grade=hit.grade, term=hit.term, observed_on=hit.observed_on)
         return alert, AlertChange(alert, ChangeKind.ESCALATED, existing.grade, hit.msg_id, now)
     return updated, None
 

@@ -60,6 +60,7 @@ def alert_notice(change: AlertChange, recipients: tuple[str, ...]) -> Notice:
         "subject_id": alert.subject_id,
         "subject_ref": alert.subject_ref,
         "term": alert.term,
+        "observed_on": alert.observed_on,
         "grade": alert.grade,
         "status": alert.status.value,
         "detail": alert.detail,

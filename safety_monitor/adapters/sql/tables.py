@@ -199,6 +199,7 @@ alert = Table(
     Column("subject_id", String(64), nullable=False),
     Column("subject_ref", String(400), nullable=False),
     Column("term", String(400), nullable=False),
+    Column("observed_on", String(32), nullable=False),
     Column("grade", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     _ts("raised_at"),

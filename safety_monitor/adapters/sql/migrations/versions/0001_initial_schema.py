@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("subject_id", sa.String(length=64), nullable=False),
         sa.Column("subject_ref", sa.String(length=400), nullable=False),
         sa.Column("term", sa.String(length=400), nullable=False),
+        sa.Column("observed_on", sa.String(length=32), nullable=False),
         sa.Column("grade", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
