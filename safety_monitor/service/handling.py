@@ -87,4 +87,6 @@ async def _dead_letter_failure(
     async with store() as uow:
         await uow.dead_letters.add([letter])
         await uow.commit()
-    return BatchOutcome(received=1, dead_lettered=1, handler_failures=1, dead_letter_reasons=[error])
+    return BatchOutcome(
+        received=1, dead_lettered=1, handler_failures=1, dead_letter_reasons=[error], dead_letters=[letter]
+    )

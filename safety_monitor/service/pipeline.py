@@ -143,6 +143,7 @@ async def process_batch(
     notices = [alert_notice(change, config.alert_recipients) for change in changes]
     await uow.outbox.add(notices)
     outcome.notices = len(notices)
+    outcome.written_notices = notices
     for change in changes:
         if change.kind.value == "raised":
             outcome.alerts_by_rule[change.alert.rule_id] = outcome.alerts_by_rule.get(change.alert.rule_id, 0) + 1
@@ -165,6 +166,7 @@ async def process_batch(
         await uow.dead_letters.add(letters)
     outcome.dead_lettered = len(letters)
     outcome.dead_letter_reasons = [letter.reason for letter in letters]
+    outcome.dead_letters = letters
     return outcome
 
 

@@ -92,6 +92,8 @@ class BatchOutcome:
     handler_failures: int = 0
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: list[str] = field(default_factory=list)
+    written_notices: list[Notice] = field(default_factory=list)  # for runtimes that also publish alerts
+    dead_letters: list[DeadLetter] = field(default_factory=list)  # for runtimes that also publish dead letters
 
     def add(self, other: BatchOutcome) -> None:
         self.received += other.received
@@ -106,3 +108,5 @@ class BatchOutcome:
         for rule_id, count in other.alerts_by_rule.items():
             self.alerts_by_rule[rule_id] = self.alerts_by_rule.get(rule_id, 0) + count
         self.dead_letter_reasons.extend(other.dead_letter_reasons)
+        self.written_notices.extend(other.written_notices)
+        self.dead_letters.extend(other.dead_letters)
