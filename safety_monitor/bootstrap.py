@@ -11,7 +11,9 @@ from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.templates import TemplateRenderer
-from safety_monitor.domain.grading import BloodPressureGrader, FindingGrader
+from safety_monitor.adapters.ctcae_criteria import load_criteria
+from safety_monitor.domain.ctcae import CtcaeGrader
+from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.delivery import DeliveryReport, deliver_due
 from safety_monitor.service.pipeline import PipelineConfig
@@ -52,7 +54,9 @@ class App:
 
 
 def make_grader(settings: Settings) -> FindingGrader:
-    return BloodPressureGrader(settings.ctcae_version)
+    """Hypertension from vital signs plus the CTCAE criteria for labs and ECG, for the configured version."""
+    criteria = load_criteria(settings.ctcae_version)
+    return CombinedGrader(BloodPressureGrader(criteria.ctcae_version), CtcaeGrader(criteria))
 
 
 def make_mailer(settings: Settings) -> Mailer:

@@ -26,6 +26,7 @@ from safety_monitor.domain.grading import BloodPressureGrader
 from safety_monitor.domain.rules import Ruleset
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.pipeline import PipelineConfig
+from safety_monitor.service.ports import UnitOfWorkFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPIENTS = ("dsmb@example.org", "medical-monitor@example.org")
@@ -151,3 +152,20 @@ async def wait_for(condition: Any, seconds: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UnitOfWorkFactory]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    schema = await _postgres_schema() if request.param == "postgresql" else None
+    url = POSTGRES_URL if schema else f"sqlite:///{tmp_path}/p.db"
+    engine = create_engine(url, schema=schema)
+    await upgrade(engine)
+    try:
+        yield SqlStore(engine)
+    finally:
+        await engine.dispose()
+        if schema:
+            await _drop_schema(schema)

@@ -10,11 +10,12 @@ from types import TracebackType
 from typing import Self
 
 from safety_monitor.domain.alerts import Alert, AlertChange
+from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.incidence import AeFact
-from safety_monitor.domain.messages import AdverseEvent, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.ports import AeKey, SubjectKey
+from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
 from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
 
 
@@ -29,11 +30,13 @@ class MemoryState:
     ae_current: dict[AeKey, AdverseEvent] = field(default_factory=dict)
     ae_versions: dict[str, AdverseEvent] = field(default_factory=dict)
     findings: dict[str, StoredFinding] = field(default_factory=dict)
+    baselines: dict[TestKey, str] = field(default_factory=dict)
     hits: dict[tuple[str, str], RuleHit] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
     alert_changes: list[AlertChange] = field(default_factory=list)
     outbox: dict[str, Notice] = field(default_factory=dict)
     digests: dict[str, datetime] = field(default_factory=dict)
+    leases: dict[str, LeaseState] = field(default_factory=dict)
 
 
 class _Repo:
@@ -106,11 +109,44 @@ class _Findings(_Repo):
         for stored in findings:
             self.s.findings.setdefault(stored.finding.envelope.msg_id, stored)
 
+    async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
+        wanted = set(keys)
+        return [f for f in self.s.findings.values() if test_key(f.finding) in wanted]
+
+    async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]:
+        wanted = set(subjects)
+        return [
+            f
+            for f in self.s.findings.values()
+            if (f.finding.envelope.study_id, f.finding.envelope.subject_id) in wanted
+        ]
+
+    async def same_draw(self, wanted: Iterable[DrawKey]) -> dict[DrawKey, StoredFinding]:
+        keys = set(wanted)
+        found: dict[DrawKey, StoredFinding] = {}
+        for stored in self.s.findings.values():
+            f = stored.finding
+            key = (f.envelope.study_id, f.envelope.subject_id, f.test_code, f.collected_at.text)
+            if key in keys:
+                found[key] = stored
+        return found
+
+    async def update_grades(self, findings: Sequence[StoredFinding]) -> None:
+        for stored in findings:
+            self.s.findings[stored.finding.envelope.msg_id] = stored
+
+    async def baselines(self, keys: Iterable[TestKey]) -> dict[TestKey, Finding]:
+        return {k: self.s.findings[self.s.baselines[k]].finding for k in keys if k in self.s.baselines}
+
+    async def set_baselines(self, baselines: Sequence[Finding]) -> None:
+        for finding in baselines:
+            self.s.baselines[test_key(finding)] = finding.envelope.msg_id
+
 
 class _Hits(_Repo):
     async def add(self, hits: Sequence[RuleHit]) -> None:
         for hit in hits:
-            self.s.hits.setdefault((hit.rule.id, hit.msg_id), hit)
+            self.s.hits[(hit.rule.id, hit.msg_id)] = hit
 
 
 class _Alerts(_Repo):
@@ -175,6 +211,26 @@ class _Digests(_Repo):
         self.s.digests[kind] = at
 
 
+class _Leases(_Repo):
+    async def claim(self, job: str, slot: int, holder: str, now: datetime, held_until: datetime) -> bool:
+        last = self.s.leases.get(job)
+        if last is not None:
+            finished_or_expired = last.done_at is not None or last.held_until < now
+            retry_expired = last.slot == slot and last.done_at is None and last.held_until < now
+            if not ((last.slot < slot and finished_or_expired) or retry_expired):
+                return False
+        self.s.leases[job] = LeaseState(job, slot, holder, held_until, None)
+        return True
+
+    async def complete(self, job: str, slot: int, holder: str, at: datetime) -> None:
+        last = self.s.leases.get(job)
+        if last is not None and last.slot == slot and last.holder == holder:
+            self.s.leases[job] = replace(last, done_at=at)
+
+    async def states(self) -> list[LeaseState]:
+        return [self.s.leases[job] for job in sorted(self.s.leases)]
+
+
 class MemoryUnitOfWork:
     """A transaction over `MemoryState`: changes are made on a copy and published only by `commit()`."""
 
@@ -191,6 +247,7 @@ class MemoryUnitOfWork:
         self.alerts = _Alerts(self)
         self.outbox = _Outbox(self)
         self.digests = _Digests(self)
+        self.leases = _Leases(self)
 
     async def __aenter__(self) -> Self:
         self.working = copy.deepcopy(self.state)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from safety_monitor.bootstrap import App
+from safety_monitor.cli import kafka
 from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
@@ -207,6 +208,9 @@ cli.add_command(boundaries)
 
 cli.add_command(demo)
 cli.add_command(grade_labs)
+cli.add_command(kafka.worker)
+cli.add_command(kafka.publish)
+cli.add_command(kafka.topics)
 
 
 def main() -> None:

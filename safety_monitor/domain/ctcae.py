@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Generic, Literal, TypeVar
 
 from safety_monitor.domain.dates import PartialDate
-from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
+from safety_monitor.domain.grading import NO_CONTEXT, Graded, GradeResult, NotGradable
 from safety_monitor.domain.messages import Finding, MessageType
 
 Op = Literal["<", "<=", ">", ">="]
@@ -457,14 +457,18 @@ class CtcaeGrader:
         self,
         finding: Finding,
         baseline: Finding | None,
+        same_draw: Mapping[str, Finding] = NO_CONTEXT,
         *,
         albumin: Finding | None = None,
         ft4: Finding | None = None,
     ) -> tuple[GradeResult, ...]:
         """Grades for the low and high terms of the finding's test; () when the test is not graded here.
 
-        `albumin` (same draw) corrects total calcium; `ft4` (same draw) flags a raised TSH with a low FT4.
+        `albumin` (same draw; or `same_draw["ALB"]`) corrects total calcium; `ft4` (same draw; or
+        `same_draw["FT4"]`) flags a raised TSH with a low FT4.
         """
+        albumin = albumin or same_draw.get("ALB")
+        ft4 = ft4 or same_draw.get("FT4")
         if finding.domain is MessageType.VS:
             return ()  # hypertension: grading.BloodPressureGrader
         terms = self._criteria.test_codes.get(finding.test_code.strip().upper())

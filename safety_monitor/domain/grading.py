@@ -7,7 +7,9 @@ hypertension grade for SYSBP/DIABP vital signs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol
 
 from safety_monitor.domain.messages import Finding, MessageType
@@ -38,13 +40,25 @@ class NotGradable:
 GradeResult = Graded | NotGradable
 
 
+# Tests whose grade needs another result of the same draw: total calcium is graded albumin-corrected (CTCAE
+# grades corrected calcium), and a raised TSH is flagged when FT4 is low (hypothyroidism, not just TSH rise).
+SAME_DRAW_CONTEXT: Mapping[str, tuple[str, ...]] = {"CA": ("ALB",), "TSH": ("FT4",)}
+NO_CONTEXT: Mapping[str, Finding] = MappingProxyType({})
+
+
 class FindingGrader(Protocol):
-    """Grades one lab / vital / ECG finding; `baseline` is the subject's baseline for the same test, if known."""
+    """Grades one lab / vital / ECG finding.
+
+    `baseline` is the subject's baseline for the same test, if known; `same_draw` maps test codes to results
+    of the same subject and collection time named in SAME_DRAW_CONTEXT (e.g. {"ALB": ...} for calcium).
+    """
 
     @property
     def ctcae_version(self) -> str: ...
 
-    def grade(self, finding: Finding, baseline: Finding | None) -> tuple[GradeResult, ...]: ...
+    def grade(
+        self, finding: Finding, baseline: Finding | None, same_draw: Mapping[str, Finding] = NO_CONTEXT
+    ) -> tuple[GradeResult, ...]: ...
 
 
 # CTCAE v5.0 "Hypertension" (adult): G1 SBP 120-139 or DBP 80-89; G2 SBP 140-159 or DBP 90-99;
@@ -76,7 +90,9 @@ class BloodPressureGrader:
     def ctcae_version(self) -> str:
         return self._version
 
-    def grade(self, finding: Finding, baseline: Finding | None) -> tuple[GradeResult, ...]:
+    def grade(
+        self, finding: Finding, baseline: Finding | None, same_draw: Mapping[str, Finding] = NO_CONTEXT
+    ) -> tuple[GradeResult, ...]:
         if finding.domain is not MessageType.VS or finding.test_code not in _BP_CUTS:
             return ()
         if finding.value is None:
@@ -101,3 +117,30 @@ class BloodPressureGrader:
                 else "",
             ),
         )
+
+
+class CombinedGrader:
+    """The pipeline's grader: each finding goes to every grader; results are concatenated.
+
+    Used as BloodPressureGrader (vital signs) + CtcaeGrader (labs, ECG); each returns () for what it does not
+    grade. All graders must state the same CTCAE version, which is stored with every grade.
+    """
+
+    def __init__(self, *graders: FindingGrader) -> None:
+        versions = {g.ctcae_version for g in graders}
+        if len(versions) != 1:
+            raise ValueError(f"graders disagree on the CTCAE version: {sorted(versions)}")
+        self._graders = graders
+        self._version = versions.pop()
+
+    @property
+    def ctcae_version(self) -> str:
+        return self._version
+
+    def grade(
+        self, finding: Finding, baseline: Finding | None, same_draw: Mapping[str, Finding] = NO_CONTEXT
+    ) -> tuple[GradeResult, ...]:
+        results: tuple[GradeResult, ...] = ()
+        for grader in self._graders:
+            results += grader.grade(finding, baseline, same_draw)
+        return results

@@ -16,6 +16,7 @@ from safety_monitor.domain.grading import FindingGrader
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key, evaluate_ae, evaluate_finding
 from safety_monitor.domain.subjects import Subject, apply_event
+from safety_monitor.service.findings import grade_findings
 from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
 from safety_monitor.service.records import (
     BatchOutcome,
@@ -24,7 +25,6 @@ from safety_monitor.service.records import (
     InboxEntry,
     Notice,
     RejectedMessage,
-    StoredFinding,
 )
 
 
@@ -116,7 +116,7 @@ async def process_batch(
     adverse_events = [i.message for i in new if isinstance(i.message, AdverseEvent)]
     findings = [i.message for i in new if isinstance(i.message, Finding)]
 
-    await _apply_subject_events(uow, subject_events)
+    dose_changed = await _apply_subject_events(uow, subject_events)
     applied_aes, replacing, stale_ids = await _apply_adverse_events(uow, adverse_events)
     outcome.stale = len(stale_ids)
     outcome.applied = len(new) - outcome.stale
@@ -130,12 +130,12 @@ async def process_batch(
         # Only a follow-up can take away the basis of an alert its earlier version raised.
         if event.envelope.msg_id in replacing and len(event_hits) < len(config.ruleset.ae_rules):
             removals.append(event)
-    stored_findings = []
-    for finding in findings:
-        grades = config.grader.grade(finding, None)
-        stored_findings.append(StoredFinding(finding, grades))
-        hits.extend(evaluate_finding(config.ruleset, finding, grades, version))
-    await uow.findings.add(stored_findings)
+    graded = await grade_findings(uow, findings, dose_changed, config.grader)
+    await uow.findings.add(graded.new)
+    await uow.findings.update_grades(graded.regraded)
+    outcome.regraded = len(graded.regraded)
+    for stored in [*graded.new, *graded.regraded]:
+        hits.extend(evaluate_finding(config.ruleset, stored.finding, stored.grades, version))
     await uow.hits.add(hits)
     outcome.hits = len(hits)
 
@@ -179,16 +179,19 @@ def _conflict(item: InboundMessage, now: datetime) -> DeadLetter:
     return _dead_letter(msg_id, reason, item.payload, item.origin, now)
 
 
-async def _apply_subject_events(uow: UnitOfWork, events: list[SubjectEvent]) -> None:
+async def _apply_subject_events(uow: UnitOfWork, events: list[SubjectEvent]) -> set[SubjectKey]:
+    """Fold SUBJECT events into subjects; returns the subjects whose first-dose date changed."""
     if not events:
-        return
+        return set()
     keys: set[SubjectKey] = {(e.envelope.study_id, e.envelope.subject_id) for e in events}
     subjects: dict[SubjectKey, Subject] = await uow.subjects.get(keys)
+    before = {key: subject.first_dose_on for key, subject in subjects.items()}
     for event in events:
         key = (event.envelope.study_id, event.envelope.subject_id)
         subjects[key] = apply_event(subjects.get(key), event)
     await uow.subjects.put([subjects[k] for k in sorted(keys)])
     await uow.subjects.add_events(events)
+    return {key for key in keys if subjects[key].first_dose_on != before.get(key)}
 
 
 async def _apply_adverse_events(

@@ -14,14 +14,16 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from safety_monitor.domain.alerts import Alert, AlertChange
+from safety_monitor.domain.baselines import TestKey
 from safety_monitor.domain.incidence import AeFact
-from safety_monitor.domain.messages import AdverseEvent, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
 from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
 
 SubjectKey = tuple[str, str]
 AeKey = tuple[str, str, str]
+DrawKey = tuple[str, str, str, str]  # study_id, subject_id, test code, collection date-time as sent
 
 
 class InboxRepository(Protocol):
@@ -58,6 +60,23 @@ class AdverseEventRepository(Protocol):
 class FindingRepository(Protocol):
     async def add(self, findings: Sequence[StoredFinding]) -> None: ...
 
+    async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
+        """Every stored result for these (study, subject, domain, test) keys."""
+        ...
+
+    async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]: ...
+
+    async def same_draw(self, wanted: Iterable[DrawKey]) -> dict[DrawKey, StoredFinding]:
+        """Results by (study, subject, test, collection time as sent), for tests graded with a companion."""
+        ...
+
+    async def update_grades(self, findings: Sequence[StoredFinding]) -> None:
+        """Replace the grades (and baseline used) of stored results: a late baseline or companion re-grades."""
+        ...
+
+    async def baselines(self, keys: Iterable[TestKey]) -> dict[TestKey, Finding]: ...
+    async def set_baselines(self, baselines: Sequence[Finding]) -> None: ...
+
 
 class RuleHitRepository(Protocol):
     async def add(self, hits: Sequence[RuleHit]) -> None: ...
@@ -85,6 +104,33 @@ class OutboxRepository(Protocol):
 class DigestLog(Protocol):
     async def last_sent(self, kind: str) -> datetime | None: ...
     async def record_sent(self, kind: str, at: datetime, recipients: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """The last run of a scheduled job: which slot, who holds (or held) it, until when, and when it finished."""
+
+    job: str
+    slot: int
+    holder: str
+    held_until: datetime
+    done_at: datetime | None
+
+
+class LeaseRepository(Protocol):
+    """Who runs a scheduled job for one slot of its schedule, so N workers run it exactly once per slot."""
+
+    async def claim(self, job: str, slot: int, holder: str, now: datetime, held_until: datetime) -> bool:
+        """Take the run of `job` for `slot`; True if this holder got it (commit the unit of work first).
+
+        Granted when the job has not run for `slot` yet and no earlier run is still held, or when its run for
+        `slot` was never completed and the lease has expired (the holder died): then the job runs again, so
+        scheduled jobs must be idempotent. A job never runs twice at once across workers.
+        """
+        ...
+
+    async def complete(self, job: str, slot: int, holder: str, at: datetime) -> None: ...
+    async def states(self) -> list[LeaseState]: ...
 
 
 class UnitOfWork(Protocol):
@@ -116,6 +162,9 @@ class UnitOfWork(Protocol):
 
     @property
     def digests(self) -> DigestLog: ...
+
+    @property
+    def leases(self) -> LeaseRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

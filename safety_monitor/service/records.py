@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from safety_monitor.domain.grading import GradeResult
-from safety_monitor.domain.messages import SiteMessage
+from safety_monitor.domain.messages import Finding, SiteMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +55,11 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class StoredFinding:
-    """A finding with the grades derived for it."""
+    """A finding with the grades derived for it and the baseline result they were derived against."""
 
-    finding: SiteMessage
+    finding: Finding
     grades: tuple[GradeResult, ...]
+    baseline_msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class BatchOutcome:
     hits: int = 0
     notices: int = 0
     handler_failures: int = 0
+    regraded: int = 0  # stored findings graded again: a late baseline, first dose or same-draw companion
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: list[str] = field(default_factory=list)
     written_notices: list[Notice] = field(default_factory=list)  # for runtimes that also publish alerts
@@ -105,6 +107,7 @@ class BatchOutcome:
         self.hits += other.hits
         self.notices += other.notices
         self.handler_failures += other.handler_failures
+        self.regraded += other.regraded
         for rule_id, count in other.alerts_by_rule.items():
             self.alerts_by_rule[rule_id] = self.alerts_by_rule.get(rule_id, 0) + count
         self.dead_letter_reasons.extend(other.dead_letter_reasons)

@@ -3,66 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from safety_monitor.adapters.clock import FixedClock
 from safety_monitor.adapters.memory import MemoryStore
-from safety_monitor.adapters.sql.database import create_engine, upgrade
-from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.domain.alerts import AlertStatus
 from safety_monitor.service.handling import HandlingPolicy, handle_batch
-from safety_monitor.service.pipeline import PipelineConfig, process_batch
+from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWorkFactory
-from safety_monitor.service.records import BatchOutcome, InboundMessage, RejectedMessage
 from safety_monitor.service.views import incidence_table
-from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_schema
 from tests.factories import ae, enrolled_and_dosed, inbound, subject_id, vs
+from tests.harness import notices, run
 
 S7 = subject_id(7)
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UnitOfWorkFactory]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    schema = await _postgres_schema() if request.param == "postgresql" else None
-    url = POSTGRES_URL if schema else f"sqlite:///{tmp_path}/p.db"
-    engine = create_engine(url, schema=schema)
-    await upgrade(engine)
-    try:
-        yield SqlStore(engine)
-    finally:
-        await engine.dispose()
-        if schema:
-            await _drop_schema(schema)
-
-
-async def run(
-    store: UnitOfWorkFactory,
-    config: PipelineConfig,
-    now: datetime,
-    batch: list[InboundMessage | RejectedMessage],
-) -> BatchOutcome:
-    async with store() as uow:
-        outcome = await process_batch(uow, batch, config, now)
-        await uow.commit()
-    return outcome
 
 
 async def alerts(store: UnitOfWorkFactory, *keys: str) -> dict[str, object]:
     async with store() as uow:
         return dict(await uow.alerts.get(keys))
-
-
-async def notices(store: UnitOfWorkFactory, now: datetime) -> list[tuple[str, str, int]]:
-    async with store() as uow:
-        due = await uow.outbox.due(now + timedelta(days=1), 1000)
-    return [(n.kind, str(n.context["rule_id"]), int(str(n.context["grade"]))) for n in due]
 
 
 async def test_first_report_raises_one_alert_and_one_notice(store, config, now) -> None:
@@ -222,7 +181,7 @@ async def test_a_failing_batch_leaves_nothing_behind(store, config, now) -> None
     class ExplodingGrader:
         ctcae_version = "5.0"
 
-        def grade(self, finding: object, baseline: object) -> tuple[()]:
+        def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
             raise Boom("grader failed")
 
     broken = PipelineConfig(config.ruleset, ExplodingGrader(), config.alert_recipients)  # type: ignore[arg-type]
@@ -237,7 +196,7 @@ async def test_a_poison_message_is_isolated_and_dead_lettered_the_rest_is_proces
     class PoisonGrader:
         ctcae_version = "5.0"
 
-        def grade(self, finding: object, baseline: object) -> tuple[()]:
+        def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
             if getattr(finding, "value", None) == 666:
                 raise ValueError("cannot grade this")
             return ()

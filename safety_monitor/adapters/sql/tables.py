@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -154,6 +155,8 @@ finding = Table(
     Column("domain", String(4), nullable=False),
     Column("study_id", String(64), nullable=False),
     Column("subject_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
     Column("record_version", Integer, nullable=False),
     Column("test_code", String(64), nullable=False),
     Column("value", Float),
@@ -167,7 +170,18 @@ finding = Table(
     Column("specimen", String(64)),
     Column("grades", JSON, nullable=False),  # [{"term","grade","provisional","note"} | {"term","reason"}]
     Column("ctcae_version", String(16), nullable=False),
+    Column("baseline_msg_id", String(128)),  # the baseline result the grades were derived against
     Index("ix_finding_subject_test", "study_id", "subject_id", "domain", "test_code", "collected_at"),
+)
+
+finding_baseline = Table(
+    "finding_baseline",
+    metadata,
+    Column("study_id", String(64), primary_key=True),
+    Column("subject_id", String(64), primary_key=True),
+    Column("domain", String(4), primary_key=True),
+    Column("test_code", String(64), primary_key=True),
+    Column("msg_id", String(128), nullable=False),  # the finding chosen as baseline
 )
 
 rule_hit = Table(
@@ -247,4 +261,14 @@ digest_run = Table(
     _ts("sent_at"),
     Column("recipients", JSON, nullable=False),
     Index("ix_digest_run_kind", "kind", "sent_at"),
+)
+
+job_lease = Table(
+    "job_lease",
+    metadata,
+    Column("job", String(128), primary_key=True),
+    Column("slot", BigInteger, nullable=False),  # which run of the schedule (e.g. epoch seconds // interval)
+    Column("holder", String(200), nullable=False),
+    _ts("held_until"),
+    _ts("done_at", nullable=True),
 )

@@ -7,19 +7,20 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Table, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus, ChangeKind
 from safety_monitor.domain.dates import PartialDate
-from safety_monitor.domain.grading import Graded, GradeResult
+from safety_monitor.domain.baselines import TestKey
+from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
 from safety_monitor.domain.incidence import AeFact
-from safety_monitor.domain.messages import AdverseEvent, Envelope, MessageType, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Envelope, Finding, MessageType, SubjectEvent
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.ports import AeKey, SubjectKey
+from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
 from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
 
 _CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter limit
@@ -295,35 +296,140 @@ def _grade_json(result: GradeResult) -> dict[str, Any]:
     return {"term": result.term, "reason": result.reason}
 
 
+def _graded(data: dict[str, Any], version: str) -> GradeResult:
+    if "reason" in data:
+        return NotGradable(data["term"], data["reason"], version)
+    return Graded(data["term"], data["grade"], version, data.get("provisional", False), data.get("note", ""))
+
+
+def _finding_row(stored: StoredFinding) -> dict[str, Any]:
+    f = stored.finding
+    env = f.envelope
+    return {
+        "msg_id": env.msg_id,
+        "domain": env.msg_type.value,
+        "study_id": env.study_id,
+        "subject_id": env.subject_id,
+        "site_id": env.site_id,
+        "sent_at": env.sent_at,
+        "record_version": env.record_version,
+        "test_code": f.test_code,
+        "value": f.value,
+        "unit": f.unit,
+        "lln": f.lln,
+        "uln": f.uln,
+        "normal_range_indicator": f.normal_range_indicator,
+        "baseline_flag": "Y" if f.baseline_flag else None,
+        "collected_at": f.collected_at.text,
+        "visit": f.visit,
+        "specimen": f.specimen,
+        "grades": [_grade_json(g) for g in stored.grades],
+        "ctcae_version": stored.grades[0].ctcae_version if stored.grades else "",
+        "baseline_msg_id": stored.baseline_msg_id,
+    }
+
+
+def _stored_finding(row: Any) -> StoredFinding:
+    finding = Finding(
+        envelope=Envelope(
+            msg_id=row.msg_id,
+            msg_type=MessageType(row.domain),
+            sent_at=row.sent_at,
+            site_id=row.site_id,
+            record_version=row.record_version,
+            study_id=row.study_id,
+            subject_id=row.subject_id,
+        ),
+        test_code=row.test_code,
+        value=row.value,
+        unit=row.unit,
+        collected_at=PartialDate.parse(row.collected_at),
+        baseline_flag=row.baseline_flag == "Y",
+        lln=row.lln,
+        uln=row.uln,
+        normal_range_indicator=row.normal_range_indicator,
+        visit=row.visit,
+        specimen=row.specimen,
+    )
+    grades = tuple(_graded(g, row.ctcae_version) for g in row.grades)
+    return StoredFinding(finding, grades, row.baseline_msg_id)
+
+
 class _Findings(_Sql):
     async def add(self, findings: Sequence[StoredFinding]) -> None:
-        rows = []
-        for stored in findings:
-            f = stored.finding
-            assert not isinstance(f, (AdverseEvent, SubjectEvent))
-            env = f.envelope
-            rows.append(
+        await self._insert_ignore(t.finding, [_finding_row(f) for f in findings], ["msg_id"])
+
+    async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
+        c = t.finding.c
+        found: list[StoredFinding] = []
+        for chunk in _chunks(list(keys)):
+            query = select(t.finding).where(tuple_(c.study_id, c.subject_id, c.domain, c.test_code).in_(chunk))
+            found.extend(_stored_finding(row) for row in await self.conn.execute(query))
+        return found
+
+    async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]:
+        c = t.finding.c
+        found: list[StoredFinding] = []
+        for chunk in _chunks(list(subjects)):
+            query = select(t.finding).where(tuple_(c.study_id, c.subject_id).in_(chunk))
+            found.extend(_stored_finding(row) for row in await self.conn.execute(query))
+        return found
+
+    async def same_draw(self, wanted: Iterable[DrawKey]) -> dict[DrawKey, StoredFinding]:
+        c = t.finding.c
+        found: dict[DrawKey, StoredFinding] = {}
+        for chunk in _chunks(list(wanted)):
+            query = select(t.finding).where(tuple_(c.study_id, c.subject_id, c.test_code, c.collected_at).in_(chunk))
+            for row in await self.conn.execute(query):
+                found[(row.study_id, row.subject_id, row.test_code, row.collected_at)] = _stored_finding(row)
+        return found
+
+    async def update_grades(self, findings: Sequence[StoredFinding]) -> None:
+        if not findings:
+            return
+        c = t.finding.c
+        statement = (
+            update(t.finding)
+            .where(c.msg_id == bindparam("b_msg_id"))
+            .values(grades=bindparam("b_grades"), baseline_msg_id=bindparam("b_baseline"))
+        )
+        await self.conn.execute(
+            statement,
+            [
                 {
-                    "msg_id": env.msg_id,
-                    "domain": env.msg_type.value,
-                    "study_id": env.study_id,
-                    "subject_id": env.subject_id,
-                    "record_version": env.record_version,
-                    "test_code": f.test_code,
-                    "value": f.value,
-                    "unit": f.unit,
-                    "lln": f.lln,
-                    "uln": f.uln,
-                    "normal_range_indicator": f.normal_range_indicator,
-                    "baseline_flag": "Y" if f.baseline_flag else None,
-                    "collected_at": f.collected_at.text,
-                    "visit": f.visit,
-                    "specimen": f.specimen,
-                    "grades": [_grade_json(g) for g in stored.grades],
-                    "ctcae_version": stored.grades[0].ctcae_version if stored.grades else "",
+                    "b_msg_id": f.finding.envelope.msg_id,
+                    "b_grades": [_grade_json(g) for g in f.grades],
+                    "b_baseline": f.baseline_msg_id,
                 }
+                for f in findings
+            ],
+        )
+
+    async def baselines(self, keys: Iterable[TestKey]) -> dict[TestKey, Finding]:
+        b, f = t.finding_baseline.c, t.finding.c
+        found: dict[TestKey, Finding] = {}
+        for chunk in _chunks(list(keys)):
+            query = (
+                select(t.finding)
+                .join(t.finding_baseline, b.msg_id == f.msg_id)
+                .where(tuple_(b.study_id, b.subject_id, b.domain, b.test_code).in_(chunk))
             )
-        await self._insert_ignore(t.finding, rows, ["msg_id"])
+            for row in await self.conn.execute(query):
+                found[(row.study_id, row.subject_id, row.domain, row.test_code)] = _stored_finding(row).finding
+        return found
+
+    async def set_baselines(self, baselines: Sequence[Finding]) -> None:
+        rows = [
+            {
+                "study_id": f.envelope.study_id,
+                "subject_id": f.envelope.subject_id,
+                "domain": f.domain.value,
+                "test_code": f.test_code,
+                "msg_id": f.envelope.msg_id,
+            }
+            for f in baselines
+        ]
+        await self._upsert(t.finding_baseline, rows, ["study_id", "subject_id", "domain", "test_code"])
 
 
 class _Hits(_Sql):
@@ -345,7 +451,10 @@ class _Hits(_Sql):
             }
             for h in hits
         ]
-        await self._insert_ignore(t.rule_hit, rows, ["rule_id", "msg_id"])
+        # Upsert: a re-graded finding is evaluated again and its hit carries the new grade. One row per key
+        # per statement (PostgreSQL refuses an upsert that touches a row twice).
+        unique = {(row["rule_id"], row["msg_id"]): row for row in rows}
+        await self._upsert(t.rule_hit, list(unique.values()), ["rule_id", "msg_id"])
 
 
 def _alert_row(alert: Alert) -> dict[str, Any]:
@@ -530,6 +639,39 @@ class _Digests(_Sql):
         await self.conn.execute(insert(t.digest_run).values(kind=kind, sent_at=at, recipients=list(recipients)))
 
 
+class _Leases(_Sql):
+    async def claim(self, job: str, slot: int, holder: str, now: datetime, held_until: datetime) -> bool:
+        c = t.job_lease.c
+        # The row exists once per job; the conditional UPDATE is the atomic claim (PostgreSQL re-checks the
+        # WHERE clause on the locked row, SQLite has a single writer). A run still held blocks the next slot:
+        # a job never overlaps itself across workers.
+        await self._insert_ignore(
+            t.job_lease, [{"job": job, "slot": -1, "holder": "", "held_until": now, "done_at": now}], ["job"]
+        )
+        result = await self.conn.execute(
+            update(t.job_lease)
+            .where(
+                c.job == job,
+                or_(
+                    and_(c.slot < slot, or_(c.done_at.is_not(None), c.held_until < now)),
+                    and_(c.slot == slot, c.done_at.is_(None), c.held_until < now),
+                ),
+            )
+            .values(slot=slot, holder=holder, held_until=held_until, done_at=None)
+        )
+        return bool(result.rowcount == 1)
+
+    async def complete(self, job: str, slot: int, holder: str, at: datetime) -> None:
+        c = t.job_lease.c
+        await self.conn.execute(
+            update(t.job_lease).where(c.job == job, c.slot == slot, c.holder == holder).values(done_at=at)
+        )
+
+    async def states(self) -> list[LeaseState]:
+        result = await self.conn.execute(select(t.job_lease).order_by(t.job_lease.c.job))
+        return [LeaseState(r.job, r.slot, r.holder, r.held_until, r.done_at) for r in result]
+
+
 class SqlUnitOfWork:
     """One database transaction. Without `commit()` the block rolls back, whatever happened inside it."""
 
@@ -545,6 +687,7 @@ class SqlUnitOfWork:
         self.alerts = _Alerts(self)
         self.outbox = _Outbox(self)
         self.digests = _Digests(self)
+        self.leases = _Leases(self)
 
     @property
     def connection(self) -> AsyncConnection:

@@ -146,11 +146,22 @@ def upgrade() -> None:
         batch_op.create_index("ix_digest_run_kind", ["kind", "sent_at"], unique=False)
 
     op.create_table(
+        "finding_baseline",
+        sa.Column("study_id", sa.String(length=64), nullable=False),
+        sa.Column("subject_id", sa.String(length=64), nullable=False),
+        sa.Column("domain", sa.String(length=4), nullable=False),
+        sa.Column("test_code", sa.String(length=64), nullable=False),
+        sa.Column("msg_id", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("study_id", "subject_id", "domain", "test_code", name=op.f("pk_finding_baseline")),
+    )
+    op.create_table(
         "finding",
         sa.Column("msg_id", sa.String(length=128), nullable=False),
         sa.Column("domain", sa.String(length=4), nullable=False),
         sa.Column("study_id", sa.String(length=64), nullable=False),
         sa.Column("subject_id", sa.String(length=64), nullable=False),
+        sa.Column("site_id", sa.String(length=64), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("record_version", sa.Integer(), nullable=False),
         sa.Column("test_code", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
@@ -164,6 +175,7 @@ def upgrade() -> None:
         sa.Column("specimen", sa.String(length=64), nullable=True),
         sa.Column("grades", sa.JSON(), nullable=False),
         sa.Column("ctcae_version", sa.String(length=16), nullable=False),
+        sa.Column("baseline_msg_id", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("msg_id", name=op.f("pk_finding")),
     )
     with op.batch_alter_table("finding", schema=None) as batch_op:
@@ -267,6 +279,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_finding_subject_test")
 
     op.drop_table("finding")
+    op.drop_table("finding_baseline")
     with op.batch_alter_table("digest_run", schema=None) as batch_op:
         batch_op.drop_index("ix_digest_run_kind")
 

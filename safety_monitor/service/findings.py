@@ -1,0 +1,150 @@
+"""Owns grading findings in the stream: each subject's baseline per test, same-draw companions, re-grading.
+
+A result is graded against the subject's baseline for the same test (the record flagged --BLFL = "Y", else the
+last result on or before the first dose). Messages arrive in any order, so a baseline, a first dose or a
+same-draw companion (albumin for calcium, FT4 for TSH) may arrive after the results that need it: then the
+affected stored results are graded again, and the rules see the new grades (which can raise or escalate
+alerts). Re-grading touches only the subjects and tests whose context changed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from safety_monitor.domain.baselines import TestKey, choose_baseline, test_key
+from safety_monitor.domain.grading import SAME_DRAW_CONTEXT, FindingGrader
+from safety_monitor.domain.messages import Finding
+from safety_monitor.domain.subjects import Subject
+from safety_monitor.service.ports import DrawKey, SubjectKey, UnitOfWork
+from safety_monitor.service.records import StoredFinding
+
+# companion test -> the tests it gives context to ("ALB" -> ("CA",))
+_DEPENDENTS: Mapping[str, tuple[str, ...]] = {
+    companion: tuple(t for t, companions in SAME_DRAW_CONTEXT.items() if companion in companions)
+    for companions in SAME_DRAW_CONTEXT.values()
+    for companion in companions
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GradedFindings:
+    new: list[StoredFinding]  # the batch's findings, graded
+    regraded: list[StoredFinding]  # stored findings whose grades changed because their context changed
+
+
+def _draw_key(finding: Finding, test: str) -> DrawKey:
+    env = finding.envelope
+    return (env.study_id, env.subject_id, test, finding.collected_at.text)
+
+
+def _first_dose(subject: Subject | None) -> date | None:
+    if subject is None or subject.first_dose_on is None:
+        return None
+    return subject.first_dose_on.as_date()
+
+
+async def grade_findings(
+    uow: UnitOfWork,
+    findings: Sequence[Finding],
+    dose_changed: Iterable[SubjectKey],
+    grader: FindingGrader,
+) -> GradedFindings:
+    """Grade the batch's findings and re-grade stored ones whose baseline or companion changed."""
+    dose_changed = set(dose_changed)
+    batch_keys = {test_key(f) for f in findings}
+    subject_keys = {(k[0], k[1]) for k in batch_keys} | dose_changed
+    subjects = await uow.subjects.get(subject_keys)
+    current = await uow.findings.baselines(batch_keys)
+
+    # Subjects whose first dose moved: their "last value before first dose" may be another record now.
+    history: dict[TestKey, list[Finding]] = defaultdict(list)
+    stored_by_id: dict[str, StoredFinding] = {}
+    if dose_changed:
+        for stored in await uow.findings.for_subjects(dose_changed):
+            history[test_key(stored.finding)].append(stored.finding)
+            stored_by_id[stored.finding.envelope.msg_id] = stored
+        current.update(await uow.findings.baselines(history.keys() - current.keys()))
+
+    by_key: dict[TestKey, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_key[test_key(finding)].append(finding)
+    baselines: dict[TestKey, Finding] = dict(current)
+    changed: set[TestKey] = set()
+    for key in by_key.keys() | history.keys():
+        candidates = [*history.get(key, ()), *by_key.get(key, ())]
+        if key in current and key not in history:
+            candidates.append(current[key])  # folding into the current choice equals choosing from all history
+        chosen = choose_baseline(candidates, _first_dose(subjects.get((key[0], key[1]))))
+        before = current.get(key)
+        if chosen is not None and (before is None or chosen.envelope.msg_id != before.envelope.msg_id):
+            baselines[key] = chosen
+            changed.add(key)
+    await uow.findings.set_baselines([baselines[k] for k in sorted(changed)])
+
+    # Same-draw companions: from the batch first, else from the store.
+    in_batch: dict[DrawKey, Finding] = {_draw_key(f, f.test_code): f for f in findings}
+    wanted = {
+        _draw_key(f, companion)
+        for f in findings
+        for companion in SAME_DRAW_CONTEXT.get(f.test_code, ())
+        if _draw_key(f, companion) not in in_batch
+    }
+    companions = dict(in_batch)
+    if wanted:
+        companions.update({k: s.finding for k, s in (await uow.findings.same_draw(wanted)).items()})
+
+    def context(finding: Finding) -> dict[str, Finding]:
+        found = {}
+        for companion in SAME_DRAW_CONTEXT.get(finding.test_code, ()):
+            hit = companions.get(_draw_key(finding, companion))
+            if hit is not None:
+                found[companion] = hit
+        return found
+
+    def grade(finding: Finding) -> StoredFinding:
+        baseline = baselines.get(test_key(finding))
+        grades = grader.grade(finding, baseline, context(finding))
+        return StoredFinding(finding, grades, baseline.envelope.msg_id if baseline else None)
+
+    new = [grade(f) for f in findings]
+    batch_ids = {f.envelope.msg_id for f in findings}
+
+    # Stored results to grade again: those of tests whose baseline changed, and those whose companion arrived.
+    stale: dict[str, StoredFinding] = {}
+    keys_to_load = changed - history.keys()
+    if keys_to_load:
+        for stored in await uow.findings.history(keys_to_load):
+            stored_by_id[stored.finding.envelope.msg_id] = stored
+    for stored in stored_by_id.values():
+        key = test_key(stored.finding)
+        if key in changed and stored.finding.envelope.msg_id not in batch_ids:
+            stale[stored.finding.envelope.msg_id] = stored
+    dependents = {
+        _draw_key(f, dependent)
+        for f in findings
+        for dependent in _DEPENDENTS.get(f.test_code, ())
+        if _draw_key(f, dependent) not in in_batch
+    }
+    if dependents:
+        for stored in (await uow.findings.same_draw(dependents)).values():
+            stale.setdefault(stored.finding.envelope.msg_id, stored)
+    # What the stale results need to be graded again: their baselines and their own companions.
+    missing_baselines = {test_key(s.finding) for s in stale.values()} - baselines.keys()
+    if missing_baselines:
+        baselines.update(await uow.findings.baselines(missing_baselines))
+    needed = {
+        _draw_key(s.finding, companion)
+        for s in stale.values()
+        for companion in SAME_DRAW_CONTEXT.get(s.finding.test_code, ())
+    } - companions.keys()
+    if needed:
+        companions.update({k: s.finding for k, s in (await uow.findings.same_draw(needed)).items()})
+    regraded = []
+    for stored in stale.values():
+        again = grade(stored.finding)
+        if again.grades != stored.grades or again.baseline_msg_id != stored.baseline_msg_id:
+            regraded.append(again)
+    return GradedFindings(new, regraded)

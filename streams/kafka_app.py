@@ -1,0 +1,337 @@
+"""Owns the Kafka runtime: the faust-streaming app, its batch agent, alert/dead-letter publishing, health, worker.
+
+One agent consumes the five co-partitioned inbound topics together (keyed `STUDYID:USUBJID`, so a worker owns a
+subject on every topic at once) in batches (`stream.take_events`). Each batch is decoded with the wire schemas and
+handed to `handle_batch` (one database transaction); only after it returns are the events acknowledged, and Faust
+commits acknowledged offsets after flushing its producer. Faust is at-least-once: the inbox makes redelivery
+harmless. State lives in SQL, never in Faust tables. Scheduled work runs through the SQL-leased scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import faust
+from faust import Stream
+from faust.sensors import Monitor
+from faust.types import TP, EventT, StreamT
+from faust.web import Request, Response, View
+
+from safety_monitor.bootstrap import App
+from safety_monitor.service.handling import handle_batch
+from safety_monitor.service.records import BatchOutcome, DeadLetter, InboundMessage, Notice, RejectedMessage
+from safety_monitor.service.scheduler import Scheduler, outbox_delivery_job
+from streams.embedded import to_service
+from streams.topics import KafkaSettings
+from streams.wire import decode
+
+log = logging.getLogger(__name__)
+
+ALERT_SCHEMA = "safety-monitor.alert-notice/1"
+DEAD_LETTER_SCHEMA = "safety-monitor.dead-letter/1"
+EXIT_UNCOMMITTABLE = 70  # a batch could not be committed: exit without acknowledging, so it is redelivered
+
+
+def origin_of(event: EventT[Any]) -> str:
+    message = event.message
+    return f"{message.topic}[{message.partition}]@{message.offset}"
+
+
+def alert_record(notice: Notice) -> dict[str, Any]:
+    """What `safety.alerts` carries for each alert change (raised, escalated, updated); see README for the schema."""
+    return {
+        "schema": ALERT_SCHEMA,
+        "notice_id": notice.notice_id,
+        "alert_key": notice.alert_key,
+        "kind": notice.kind,
+        "created_at": notice.created_at.isoformat(),
+        "alert": notice.context,
+    }
+
+
+def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "schema": DEAD_LETTER_SCHEMA,
+        "payload_hash": letter.payload_hash,
+        "msg_id": letter.msg_id,
+        "reason": letter.reason,
+        "origin": letter.origin,
+        "received_at": letter.received_at.isoformat(),
+        "payload": letter.payload,
+    }
+
+
+@dataclass
+class WorkerStats:
+    """What the health endpoint reports besides the consumer's own figures."""
+
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    batches: int = 0
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+    last_db_commit_at: datetime | None = None
+    published_alerts: int = 0
+    published_dead_letters: int = 0
+    stuck_since: datetime | None = None  # a batch keeps failing to commit
+
+
+class CommitMonitor(Monitor):
+    """Faust's monitor, also noting when offsets were committed (Faust commits only what this runtime acked)."""
+
+    last_commit_at: datetime | None = None
+
+    def on_tp_commit(self, tp_offsets: Any) -> None:
+        super().on_tp_commit(tp_offsets)
+        self.last_commit_at = datetime.now(UTC)
+
+
+class KafkaRuntime:
+    """The batch agent's body and what it needs: the wired core app, the settings, the outbound topics."""
+
+    def __init__(self, core: App, kafka: KafkaSettings, app: faust.App, holder: str) -> None:
+        self.core = core
+        self.kafka = kafka
+        self.app = app
+        self.holder = holder
+        self.stats = WorkerStats()
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.inbound = app.topic(*kafka.topics.inbound, **raw)
+        self.alerts = app.topic(kafka.topics.alerts, **raw)
+        self.deadletter = app.topic(kafka.topics.deadletter, **raw)
+        self.scheduler = Scheduler(
+            core.store,
+            core.clock,
+            [
+                outbox_delivery_job(
+                    core.store,
+                    core.mailer,
+                    core.renderer,
+                    sender=core.settings.mail_from,
+                    mail_domain=core.settings.mail_domain,
+                    every=timedelta(seconds=kafka.delivery_interval),
+                )
+            ],
+            holder=holder,
+            poll=timedelta(seconds=min(kafka.delivery_interval, 1.0)),
+        )
+
+    async def process(self, stream: StreamT[bytes]) -> None:
+        """The agent: batch, decode, handle + commit (DB), publish, and only then acknowledge (leave the body)."""
+        batches = cast(Stream[bytes], stream).take_events(self.core.settings.batch_size, within=self.kafka.batch_within)
+        async for events in batches:
+            batch = [to_service(decode(_text(e.value), origin_of(e))) for e in events]
+            work = asyncio.ensure_future(self._commit_and_publish(batch))
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # SIGTERM while a batch is in flight: finish it (commit) before the stream acknowledges it.
+                log.info("stopping: draining the batch in flight size=%d", len(batch))
+                await self._drain(work)
+                raise
+            except BaseException:
+                _exit_unacknowledged("batch could not be committed")
+
+    async def _drain(self, work: asyncio.Future[None]) -> None:
+        try:
+            await work
+        except BaseException:
+            _exit_unacknowledged("stopping with an uncommitted batch")
+
+    async def _commit_and_publish(self, batch: Sequence[InboundMessage | RejectedMessage]) -> None:
+        outcome = await self._commit(batch)
+        await self._publish(outcome)
+        self.stats.batches += 1
+        self.stats.outcome.add(_counts_only(outcome))
+
+    async def _commit(self, batch: Sequence[InboundMessage | RejectedMessage]) -> BatchOutcome:
+        """`handle_batch` retries and isolates poison messages itself; it raises only when the store is away.
+        Then keep trying for a while (health shows it), and give up by exiting without acknowledging."""
+        delay = 0.5
+        for attempt in range(1, 9):
+            try:
+                outcome = await handle_batch(self.core.store, batch, self.core.pipeline, self.core.clock)
+            except Exception:
+                self.stats.stuck_since = self.stats.stuck_since or datetime.now(UTC)
+                log.exception("batch not committed size=%d attempt=%d; retrying in %.1f s", len(batch), attempt, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.stats.stuck_since = None
+            self.stats.last_db_commit_at = datetime.now(UTC)
+            return outcome
+        raise RuntimeError(f"batch of {len(batch)} not committed after retries")
+
+    async def _publish(self, outcome: BatchOutcome) -> None:
+        """After the DB commit: raised alerts to the alerts topic, refusals to the dead-letter topic."""
+        for notice in outcome.written_notices:
+            context = notice.context
+            key = f"{context.get('study_id', '')}:{context.get('subject_id', '')}".encode()
+            await self.alerts.send(key=key, value=_json(alert_record(notice)))
+        for letter in outcome.dead_letters:
+            key = (letter.msg_id or letter.payload_hash).encode()
+            await self.deadletter.send(key=key, value=_json(dead_letter_record(letter)))
+        if outcome.written_notices or outcome.dead_letters:
+            await self.app.producer.flush()
+        self.stats.published_alerts += len(outcome.written_notices)
+        self.stats.published_dead_letters += len(outcome.dead_letters)
+
+    async def run_scheduler(self) -> None:
+        stop = asyncio.Event()
+        try:
+            await self.scheduler.run(stop)
+        finally:
+            stop.set()
+
+    async def health(self) -> dict[str, Any]:
+        consumer, monitor = self.app.consumer, self.app.monitor
+        lag: dict[str, int | None] = {}
+        committed_now: dict[TP, int | None] = getattr(consumer, "_committed_offset", {})
+        for tp in sorted(consumer.assignment()):
+            if tp.topic not in self.kafka.topics.inbound:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # not fetched yet
+                highwater = None
+            committed = committed_now.get(tp)
+            name = f"{tp.topic}[{tp.partition}]"
+            lag[name] = None if highwater is None else max(highwater - (committed or 0), 0)
+        async with self.core.store() as uow:
+            outbox = await uow.outbox.counts()
+        leases = await self.scheduler.states()
+        known = [v for v in lag.values() if v is not None]
+        status = "stuck" if self.stats.stuck_since else ("failed-notices" if outbox.get("failed") else "ok")
+        o = self.stats.outcome
+        return {
+            "status": status,
+            "holder": self.holder,
+            "consumer": {"group": self.kafka.app_id, "lag": lag, "total_lag": sum(known)},
+            "last_commit": {
+                "database": _iso(self.stats.last_db_commit_at),
+                "offsets": _iso(monitor.last_commit_at if isinstance(monitor, CommitMonitor) else None),
+                "committed_offsets": {
+                    f"{tp.topic}[{tp.partition}]": offset for tp, offset in sorted(monitor.tp_committed_offsets.items())
+                },
+                "stuck_since": _iso(self.stats.stuck_since),
+            },
+            "outbox": outbox,
+            "processed": {
+                "batches": self.stats.batches,
+                "received": o.received,
+                "applied": o.applied,
+                "duplicates": o.duplicates,
+                "dead_lettered": o.dead_lettered,
+                "handler_failures": o.handler_failures,
+                "alerts_published": self.stats.published_alerts,
+                "dead_letters_published": self.stats.published_dead_letters,
+            },
+            "scheduler": [
+                {"job": s.job, "slot": s.slot, "holder": s.holder, "done_at": _iso(s.done_at)} for s in leases
+            ],
+        }
+
+
+def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = None) -> tuple[faust.App, KafkaRuntime]:
+    """Build the Faust app (no I/O until a worker starts it)."""
+    app = faust.App(
+        kafka.app_id,
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=False,  # Faust declares nothing: `safety-monitor topics create` does, explicitly
+        topic_disable_leader=True,  # no leader topic: scheduled work is leased in SQL
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=kafka.session_timeout,
+        broker_heartbeat_interval=max(kafka.session_timeout / 6, 0.5),
+        broker_commit_interval=kafka.commit_interval,
+        producer_acks=-1,
+        stream_wait_empty=True,
+        web_enabled=True,
+        web_bind=kafka.web_host,
+        web_host=kafka.web_host,
+        web_port=kafka.web_port,
+        web_tables_enabled=False,  # no clinical data over HTTP without authentication
+        web_cors_options={},
+        Monitor=CommitMonitor,
+    )
+    runtime = KafkaRuntime(core, kafka, app, holder or worker_id())
+    app.agent(runtime.inbound, name="safety_monitor.batches")(runtime.process)
+    app.task(runtime.run_scheduler)
+
+    async def health(view: View, request: Request) -> Response:
+        report = await runtime.health()
+        return view.json(report, status=200 if report["status"] != "stuck" else 503)
+
+    app.page("/health/")(health)
+    return app, runtime
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def run_worker(core: App, kafka: KafkaSettings, *, loglevel: str = "info") -> None:
+    """Run a worker until SIGTERM/SIGINT (drains the batch in flight, commits, exits). Blocks; exits the process."""
+    asyncio.run(_prepare(core))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app, _runtime = create_faust_app(core, kafka)
+    worker = faust.Worker(app, loglevel=loglevel, loop=loop, redirect_stdouts=False)
+    log.info("worker starting group=%s topics=%s", kafka.app_id, ",".join(kafka.topics.inbound))
+    worker.execute_from_commandline()
+
+
+async def _prepare(core: App) -> None:
+    await core.start()  # migrations
+    await core.close()  # the pool is bound to this loop; the worker's loop opens its own connections
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", errors="replace")
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _counts_only(outcome: BatchOutcome) -> BatchOutcome:
+    """The outcome without its notices and letters, so the running totals stay small."""
+    copy = BatchOutcome(
+        received=outcome.received,
+        applied=outcome.applied,
+        duplicates=outcome.duplicates,
+        stale=outcome.stale,
+        conflicts=outcome.conflicts,
+        dead_lettered=outcome.dead_lettered,
+        hits=outcome.hits,
+        notices=outcome.notices,
+        handler_failures=outcome.handler_failures,
+    )
+    copy.alerts_by_rule = dict(outcome.alerts_by_rule)
+    return copy
+
+
+def _exit_unacknowledged(reason: str) -> None:
+    """Leave without acknowledging: Faust would otherwise ack the batch when its stream generator closes."""
+    log.critical("%s: exiting without acknowledging; the batch will be redelivered", reason)
+    logging.shutdown()
+    os._exit(EXIT_UNCOMMITTABLE)
