@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from safety_monitor.adapters.clock import SystemClock
+from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.templates import TemplateRenderer
-from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
 from safety_monitor.ruleset.loader import load_ruleset

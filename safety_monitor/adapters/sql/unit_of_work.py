@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus, ChangeKind
-from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.baselines import TestKey
+from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Envelope, Finding, MessageType, SubjectEvent
