@@ -258,6 +258,8 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=kafka.session_timeout,
         broker_heartbeat_interval=max(kafka.session_timeout / 6, 0.5),
+        # a member killed without leaving holds a rebalance until this expires (default 60 s): keep it short
+        broker_rebalance_timeout=kafka.session_timeout * 2,
         broker_commit_interval=kafka.commit_interval,
         producer_acks=-1,
         stream_wait_empty=True,

@@ -21,6 +21,8 @@ from safety_monitor.domain.rules import Condition, Rule, Ruleset, Severity
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.located_yaml import DuplicateKey, KeyPath, Located, format_path, load_located
 
+# Files in the rules directory that are not rule files: who hears what (routing) is configured beside the rules.
+NOT_RULE_FILES = frozenset({"routing.yaml", "routing.yml"})
 RULE_KEYS = {"id", "title", "when", "severity", "action", "rationale", "labels"}
 REQUIRED_RULE_KEYS = ("id", "title", "when", "severity")
 
@@ -211,7 +213,7 @@ def load_ruleset(directory: Path) -> Ruleset:
     """Every `*.yaml` / `*.yml` file in `directory`, validated together; raises ConfigInvalid with all errors."""
     if not directory.is_dir():
         raise ConfigInvalid([ConfigError(str(directory), None, "", "rules directory not found")])
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    files = sorted(p for p in [*directory.glob("*.yaml"), *directory.glob("*.yml")] if p.name not in NOT_RULE_FILES)
     errors: list[ConfigError] = []
     digest = hashlib.sha256()
     rules: list[Rule] = []
