@@ -47,10 +47,12 @@ pytest: $(VENV)/.installed-test services
 ## test: install test dependencies, start services, then lint, type-check, layer contracts and the whole suite
 test: $(VENV)/.installed-test services lint typecheck contracts pytest
 
-## bench: replay N synthetic messages (default 100,000) through the embedded runtime; events/s and peak memory
+## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
+## then grade 1,000,000 generated SDTM lab records with grade-labs (records/s)
 N ?= 100000
 bench: install
 	$(BIN)/python bench/bench_replay.py --messages $(N)
+	$(BIN)/python bench/bench_grade_labs.py --runs 3
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

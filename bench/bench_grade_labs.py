@@ -6,8 +6,11 @@ import argparse
 import cProfile
 import csv
 import io
+import os
 import pstats
 import random
+import resource
+import statistics
 import tempfile
 import time
 import tracemalloc
@@ -84,10 +87,18 @@ def generate(path: Path, rows: int, seed: int = 20240501) -> None:
             )
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+    except OSError:
+        return "n/a"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--profile", action="store_true", help="also run cProfile and print the top functions")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs; the median is the figure")
+    parser.add_argument("--profile", action="store_true", help="also run cProfile and print where the time goes")
     args = parser.parse_args()
     criteria = load_criteria("5.0")
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,11 +107,21 @@ def main() -> None:
         generate(src, args.rows)
         print(f"generated {args.rows:,} rows ({src.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
         out_path = Path(tmp) / "graded.csv"
-        with out_path.open("w", newline="", encoding="utf-8") as out:
-            t0 = time.perf_counter()
-            count = grade_labs_csv(src, out, criteria)
-            elapsed = time.perf_counter() - t0
-        print(f"grade-labs: {count:,} records in {elapsed:.2f} s = {count / elapsed:,.0f} records/s")
+        rates: list[float] = []
+        for run in range(1, args.runs + 1):
+            load = _loadavg()
+            with out_path.open("w", newline="", encoding="utf-8") as out:
+                t0 = time.perf_counter()
+                count = grade_labs_csv(src, out, criteria)
+                elapsed = time.perf_counter() - t0
+            rates.append(count / elapsed)
+            print(
+                f"run {run}: {count:,} records in {elapsed:.2f} s = {count / elapsed:,.0f} records/s (loadavg {load})"
+            )
+        print(
+            f"grade-labs: median {statistics.median(rates):,.0f} records/s over {len(rates)} runs "
+            f"(min {min(rates):,.0f}, max {max(rates):,.0f}); loadavg {_loadavg()} on {os.cpu_count()} CPUs"
+        )
         sample = min(args.rows, 200_000)
         small = Path(tmp) / "small.csv"
         generate(small, sample)
@@ -109,11 +130,19 @@ def main() -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         print(f"peak traced memory for {sample:,} records (output kept in memory): {peak / 1e6:.1f} MB")
+        with out_path.open("w", newline="", encoding="utf-8") as out:
+            tracemalloc.start()
+            grade_labs_csv(src, out, criteria)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        print(f"peak traced memory for {args.rows:,} records streamed to a file: {peak / 1e6:.1f} MB")
+        print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         if args.profile:
             profiler = cProfile.Profile()
-            with open(out_path, "w", newline="", encoding="utf-8") as out:
+            with out_path.open("w", newline="", encoding="utf-8") as out:
                 profiler.runcall(grade_labs_csv, small, out, criteria)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+            print(f"where the time goes (cProfile, {sample:,} records, sorted by own time):")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

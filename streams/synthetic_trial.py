@@ -1086,6 +1086,9 @@ class _LoadSubject:
     last_ae: Payload | None = None
 
 
+_LOAD_SECONDS_PER_DAY = 600
+
+
 def generate_load(messages: int, seed: int = 7) -> Iterator[str]:
     """Valid site messages for benchmarks: many subjects, mixed types, unique msg_ids, sent_at ascending."""
     rng = random.Random(seed)  # noqa: S311 -- reproducible synthetic data, not security
@@ -1097,7 +1100,7 @@ def generate_load(messages: int, seed: int = 7) -> Iterator[str]:
     id_prefix = f"{stem[:8]}-{stem[8:12]}-{stem[12:16]}-{stem[16:20]}-"
     first_day = date(2026, 3, 2)
     days: list[str] = []
-    seconds = 8 * 3600
+    seconds = 0
     active: list[_LoadSubject] = []
     per_site: dict[str, int] = dict.fromkeys(SITE_IDS, 0)
     labs = _LABS
@@ -1106,7 +1109,10 @@ def generate_load(messages: int, seed: int = 7) -> Iterator[str]:
 
     while n < messages:
         seconds += 1 + rng.getrandbits(2)
-        day_index, clock = divmod(seconds, 86400)
+        # Ten minutes of stream make one trial day, so a subject active for a few hours of stream has weeks of
+        # visits after the first dose, as in a real trial (its results are not all on the first-dose day).
+        day_index, offset = divmod(seconds, _LOAD_SECONDS_PER_DAY)
+        clock = 8 * 3600 + offset * 10
         while day_index >= len(days):
             days.append((first_day + timedelta(days=len(days))).isoformat())
         day = days[day_index]

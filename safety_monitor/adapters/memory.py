@@ -52,6 +52,9 @@ class _Inbox(_Repo):
     async def content_hashes(self, msg_ids: Iterable[str]) -> dict[str, str]:
         return {m: self.s.inbox[m].content_hash for m in msg_ids if m in self.s.inbox}
 
+    async def payloads(self, msg_ids: Iterable[str]) -> dict[str, str]:
+        return {m: self.s.inbox[m].payload for m in msg_ids if m in self.s.inbox}
+
     async def add(self, entries: Sequence[InboxEntry]) -> None:
         for entry in entries:
             self.s.inbox.setdefault(entry.msg_id, entry)

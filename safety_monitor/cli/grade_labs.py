@@ -1,18 +1,21 @@
-"""Owns `safety-monitor grade-labs`: batch CTCAE grading of an SDTM LB (or ADaM-style) CSV file."""
+"""Owns `safety-monitor grade-labs`: batch CTCAE grading of an SDTM LB (or ADaM-style) CSV or XPORT file."""
 
 from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
 
 import click
 
 from safety_monitor.adapters.ctcae_criteria import CriteriaFileError, load_criteria
+from safety_monitor.adapters.sdtm_files import SdtmFileError, is_xport, read_xport_table
 from safety_monitor.domain.ctcae import (
     SUPERSEDED_BY_24H,
     BaselineCandidate,
@@ -26,18 +29,23 @@ from safety_monitor.domain.ctcae import (
     is_below_normal,
 )
 from safety_monitor.domain.dates import InvalidDate, PartialDate
-from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
+from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import MessageType
 
 REQUIRED_COLUMNS = ("USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBSTNRLO", "LBSTNRHI")
 # admiral's ADaM names for the derived grades, plus our reason column (blank grade = cannot grade).
 OUTPUT_COLUMNS = ("ATOXDSCL", "ATOXGRL", "ATOXDSCH", "ATOXGRH", "ATOXRSN")
 _FT4_CODES = frozenset({"FT4", "T4FR"})  # free thyroxine: flags a raised TSH with a low FT4 of the same draw
-_TSH_TERM = "Thyroid stimulating hormone increased"
+_CONTEXT_TESTS = frozenset({"ALB", "PROT", *_FT4_CODES})  # records that inform other records' grades
+_FLUSH_EVERY = 4096  # output rows joined into one write
+
+# (line or record number, cells, the CSV line as read without its terminator or None when it must be
+# re-quoted): what both passes iterate over.
+_Record = tuple[int, list[str], str | None]
 
 
 class InputError(click.ClickException):
-    """Bad input: the message names the file and, where it applies, the line."""
+    """Bad input: the message names the file and, where it applies, the line (CSV) or record (XPORT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,26 +103,106 @@ class _Columns:
             first_dose=at("RFXSTDTC"),
         )
 
+    @property
+    def derives_baselines(self) -> bool:
+        """Baselines come from LBBLFL or from RFXSTDTC + LBDTC, unless the caller gives ADaM BASE."""
+        return self.base < 0 and (self.blfl >= 0 or (self.first_dose >= 0 and self.dtc >= 0))
 
-def _number(raw: str, column: str, path: str, line: int) -> float | None:
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Where records come from, for error messages: `<path>, line 12` (CSV) or `<path>, record 12` (XPORT)."""
+
+    path: str
+    unit: str
+
+    def at(self, number: int) -> str:
+        return f"{self.path}, {self.unit} {number}"
+
+
+def _number(raw: str, column: str, source: _Source, number: int) -> float | None:
     if not raw:
         return None
     try:
         return float(raw)
     except ValueError:
-        raise InputError(f"{path}, line {line}: {column} {raw!r} is not a number") from None
+        raise InputError(f"{source.at(number)}: {column} {raw!r} is not a number") from None
 
 
-def _rows(path: Path, width: int) -> Iterator[tuple[int, list[str]]]:
+def _date(raw: str, column: str, source: _Source, number: int) -> PartialDate:
+    try:
+        return PartialDate.parse(raw)
+    except InvalidDate as exc:
+        raise InputError(f"{source.at(number)}: {column} {exc}") from None
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def _csv_header(handle: TextIO, source: _Source) -> tuple[list[str], int]:
+    """The header row and the number of physical lines it took."""
+    reader = csv.reader(handle)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise InputError(f"{source.at(reader.line_num)}: {exc}") from None
+    if not header:
+        raise InputError(f"{source.path}: empty file (no header row)")
+    return header, reader.line_num
+
+
+def _csv_records(path: Path, width: int, source: _Source) -> Iterator[_Record]:
+    """The data records of a CSV file, exactly as `csv.reader` (excel dialect) splits them, only faster.
+
+    A line without a double quote (or NUL) is one record whose cells are the line split at commas: that is
+    what csv.reader makes of it, and such cells need no quoting on output either, so the line is handed on
+    to be echoed as read. Any other line goes through csv.reader, which reads on through quoted line breaks.
+    """
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for row in reader:
+        _, number = _csv_header(handle, source)
+        for line in handle:
+            number += 1
+            if '"' in line or "\0" in line:
+                reader = csv.reader(chain((line,), handle))
+                try:
+                    row = next(reader, [])
+                except csv.Error as exc:
+                    raise InputError(f"{source.at(number + reader.line_num - 1)}: {exc}") from None
+                number += reader.line_num - 1
+                body = None
+            else:
+                body = line.rstrip("\r\n")  # a line holds exactly one terminator: \n, \r\n or \r
+                if not body:
+                    continue  # a blank line: csv.reader yields [] for it
+                row = body.split(",")
             if len(row) != width:
                 if not row:
                     continue
-                raise InputError(f"{path}, line {reader.line_num}: {len(row)} fields but the header has {width}")
-            yield reader.line_num, row
+                raise InputError(f"{source.at(number)}: {len(row)} fields but the header has {width}")
+            yield number, row, body
+
+
+class _LastWrite:
+    """A csv.writer target keeping the one string each writerow() writes."""
+
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text = text
+        return len(text)
+
+
+def _csv_cell(text: str) -> str:
+    """`text` as csv.writer (QUOTE_MINIMAL, "\\n" line ends) writes a single cell."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+# --- pass 1: context ----------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -127,35 +215,42 @@ class _Context:
     urine_24h_days: set[tuple[str, str]]
 
 
-def _scan(path: Path, cols: _Columns, width: int, criteria: CriteriaSet) -> _Context:
+def _needs_context(cols: _Columns) -> bool:
+    """Whether pass 1 can learn anything: baselines to derive, or same-draw context (which needs LBDTC)."""
+    return cols.derives_baselines or cols.dtc >= 0
+
+
+def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, source: _Source) -> _Context:
     """Pass 1: only the records that inform other records' grades are parsed."""
-    s = str(path)
     ctx = _Context({}, {}, set(), set())
-    derive = cols.base < 0 and (cols.blfl >= 0 or (cols.first_dose >= 0 and cols.dtc >= 0))
+    derive = cols.derives_baselines
+    every_record = derive and cols.first_dose >= 0  # the last value before first dose may be any record
     candidates: list[BaselineCandidate[_Baseline]] = []
     first_dose: dict[str, date] = {}
     proteinuria = criteria.ordinal_for("Proteinuria")
     urine_units = {u.casefold() for c in criteria.for_term("Proteinuria") if not c.is_ordinal for u in c.units}
-    context_tests = {"ALB", "PROT", *_FT4_CODES}
-    folded: dict[str, str] = {}  # raw LBTESTCD -> stripped upper case, computed once per spelling
+    folded: dict[str, tuple[str, bool]] = {}  # raw LBTESTCD -> (stripped upper case, informs others), per spelling
     ti, bi, di, fi = cols.test, cols.blfl, cols.dtc, cols.first_dose
-    for line, row in _rows(path, width):
+    for line, row, _ in records:
         raw_test = row[ti]
-        test = folded.get(raw_test)
-        if test is None:
-            test = folded[raw_test] = raw_test.strip().upper()
-        flagged = bi >= 0 and row[bi] != "" and row[bi].strip().upper() == "Y"
-        if test not in context_tests and not (derive and (flagged or fi >= 0)):
+        known = folded.get(raw_test)
+        if known is None:
+            upper = raw_test.strip().upper()
+            known = folded[raw_test] = (upper, upper in _CONTEXT_TESTS)
+        test, informs = known
+        flag = row[bi] if bi >= 0 else ""
+        flagged = flag != "" and flag.strip().upper() == "Y"
+        if not informs and not every_record and not (derive and flagged):
             continue  # the common case: a record that informs no other record's grade
         subject = row[cols.subject]
         dtc = row[di].strip() if di >= 0 else ""
         if test == "ALB" and dtc:
-            value = _number(row[cols.value].strip(), "LBSTRESN", s, line)
+            value = _number(row[cols.value].strip(), "LBSTRESN", source, line)
             if value is not None:
                 ctx.albumin[(subject, dtc)] = (value, row[cols.unit])
         elif test in _FT4_CODES and dtc:
-            value = _number(row[cols.value].strip(), "LBSTRESN", s, line)
-            lln = _number(row[cols.lln].strip(), "LBSTNRLO", s, line)
+            value = _number(row[cols.value].strip(), "LBSTRESN", source, line)
+            lln = _number(row[cols.lln].strip(), "LBSTNRLO", source, line)
             nrind = row[cols.nrind] if cols.nrind >= 0 else None
             if is_below_normal(nrind, value, lln):
                 ctx.ft4_low.add((subject, dtc))
@@ -172,87 +267,60 @@ def _scan(path: Path, cols: _Columns, width: int, criteria: CriteriaSet) -> _Con
         if fi >= 0 and subject not in first_dose:
             raw_dose = row[fi].strip()
             if raw_dose:
-                dose = _date(raw_dose, "RFXSTDTC", s, line).as_date()
+                dose = _date(raw_dose, "RFXSTDTC", source, line).as_date()
                 if dose is not None:
                     first_dose[subject] = dose
         if not flagged and fi < 0:
             continue
-        value = _number(row[cols.value].strip(), "LBSTRESN", s, line)
+        value = _number(row[cols.value].strip(), "LBSTRESN", source, line)
         if value is None:
             continue
-        uln = _number(row[cols.uln].strip(), "LBSTNRHI", s, line)
+        uln = _number(row[cols.uln].strip(), "LBSTNRHI", source, line)
         nrind = row[cols.nrind] if cols.nrind >= 0 else None
         item = _Baseline(value, row[cols.unit].strip().casefold(), is_baseline_high(nrind, value, uln))
-        collected = _date(dtc, "LBDTC", s, line) if dtc else None
+        collected = _date(dtc, "LBDTC", source, line) if dtc else None
         candidates.append(BaselineCandidate(subject, test, flagged, collected, item))
     if derive:
         ctx.baselines = derive_baselines(candidates, first_dose)
     return ctx
 
 
-def _date(raw: str, column: str, path: str, line: int) -> PartialDate:
-    try:
-        return PartialDate.parse(raw)
-    except InvalidDate as exc:
-        raise InputError(f"{path}, line {line}: {column} {exc}") from None
+# --- pass 2: grading ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One CTCAE term a test code is graded against, with what grades it for one unit and specimen."""
+
+    term: str
+    cell: str  # the term as an output cell
+    numeric: Criterion | None  # None: `refused` says why this unit or specimen cannot be graded
+    refused: str
+    ordinal: Criterion | None  # semi-quantitative scale (urine dipstick), graded from LBSTRESC
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """How records of one (test code, unit, specimen) are graded; built once per distinct key."""
 
-    sides: tuple[tuple[str, Criterion | NotGradable | None, Criterion | None], ...]  # term, numeric, ordinal
+    test: str  # LBTESTCD stripped, upper case
+    unit: str  # LBSTRESU as given (calcium correction reads it), stripped, and folded for baseline matching
+    unit_shown: str
+    unit_folded: str
+    low: _Side | None
+    high: _Side | None
     calcium: bool
     tsh: bool
+    needs_dtc: bool  # calcium, TSH or an ordinal scale: same-draw context is looked up by LBDTC
 
 
-_UNGRADED = ("", "", "", "", "")
+_UNGRADED_TAIL = ",,,,,\n"
 _GRADE_TEXT = ("0", "1", "2", "3", "4", "5")
+_FT4_NOTE = "FT4 below LLN in the same draw: consider Hypothyroidism (CTCAE navigational note)"
+_UNCORRECTED_NOTE = "total calcium graded uncorrected (no albumin of the same draw in a pairing unit)"
 
 
-def grade_labs_csv(path: Path, out: TextIO, criteria: CriteriaSet) -> int:
-    """Grade every record of `path`, writing every input column plus the grade columns; returns the count.
-
-    Two passes over the file keep memory flat: pass 1 learns baselines and same-draw context, pass 2 grades
-    and streams rows out. Criteria are looked up once per distinct (test code, unit, specimen).
-    """
-    s = str(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), None)
-    if not header:
-        raise InputError(f"{s}: empty file (no header row)")
-    cols = _Columns.of(header, s)
-    width = len(header)
-    ctx = _scan(path, cols, width, criteria)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*header, *OUTPUT_COLUMNS])
-    write = writer.writerow
-    plans: dict[tuple[str, str, str], _Plan | None] = {}
-    ti, ui, si = cols.test, cols.unit, cols.spec
-    count = 0
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for row in reader:
-            if len(row) != width:
-                if not row:
-                    continue
-                raise InputError(f"{s}, line {reader.line_num}: {len(row)} fields but the header has {width}")
-            count += 1
-            key = (row[ti], row[ui], row[si] if si >= 0 else "")
-            try:
-                plan = plans[key]
-            except KeyError:
-                plan = plans[key] = _plan(criteria, *key)
-            if plan is None:
-                row.extend(_UNGRADED)
-            else:
-                row.extend(_grade_row(row, reader.line_num, cols, ctx, plan, criteria, s))
-            write(row)
-    return count
-
-
-def _plan(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str) -> _Plan | None:
+def _plan(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str = "") -> _Plan | None:
     test = raw_test.strip().upper()
     terms = criteria.test_codes.get(test)
     if terms is None or terms.domain is not MessageType.LB:
@@ -261,101 +329,205 @@ def _plan(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str) -> _Pl
     if terms.specimens and specimen and specimen not in terms.specimens:
         return None
     unit = raw_unit.strip() or None
-    sides: list[tuple[str, Criterion | NotGradable | None, Criterion | None]] = []
+    sides: list[_Side | None] = []
     for term in (terms.low, terms.high):
         if term is None:
-            sides.append(("", None, None))
+            sides.append(None)
         elif terms.specimen_required and specimen not in terms.specimens:
             allowed = ", ".join(sorted(terms.specimens)).lower()
             reason = f"specimen {specimen or 'unknown'}: graded on {allowed} only"
-            sides.append((term, NotGradable(term, reason, criteria.ctcae_version), None))
+            sides.append(_Side(term, _csv_cell(term), None, reason, None))
         else:
-            sides.append((term, criteria.select(term, unit), criteria.ordinal_for(term)))
-    return _Plan(tuple(sides), calcium=test == "CA", tsh=test == "TSH")
-
-
-def _grade_row(
-    row: list[str],
-    line: int,
-    cols: _Columns,
-    ctx: _Context,
-    plan: _Plan,
-    criteria: CriteriaSet,
-    path: str,
-) -> tuple[str, str, str, str, str]:
-    raw_value = row[cols.value]
-    try:
-        value = float(raw_value) if raw_value else None
-        lln = float(row[cols.lln]) if row[cols.lln] else None
-        uln = float(row[cols.uln]) if row[cols.uln] else None
-    except ValueError:  # blanks with spaces, or real garbage: the careful path names the column and line
-        value = _number(raw_value.strip(), "LBSTRESN", path, line)
-        lln = _number(row[cols.lln].strip(), "LBSTNRLO", path, line)
-        uln = _number(row[cols.uln].strip(), "LBSTNRHI", path, line)
-    subject = row[cols.subject]
-    unit = row[cols.unit]
-    base: float | None = None
-    base_high: bool | None = None
-    notes: list[str] = []
-    if cols.base >= 0:
-        # ADaM BASE / BNRIND supplied by the caller win over any derivation.
-        base = _number(row[cols.base].strip(), "BASE", path, line)
-        bnrind = row[cols.bnrind] if cols.bnrind >= 0 else None
-        base_high = is_baseline_high(bnrind, base, uln) if base is not None else None
-    elif ctx.baselines:
-        found = ctx.baselines.get((subject, row[cols.test].strip().upper()))
-        if found is not None:
-            if found.unit == unit.strip().casefold():
-                base, base_high = found.value, found.high
+            selected = criteria.select(term, unit)
+            ordinal = criteria.ordinal_for(term)
+            if isinstance(selected, Criterion):
+                sides.append(_Side(term, _csv_cell(term), selected, "", ordinal))
             else:
-                notes.append(f"baseline unit {found.unit!r} differs from {unit.strip()!r}: baseline not used")
-    dtc = row[cols.dtc].strip() if cols.dtc >= 0 else ""
-    if plan.calcium and value is not None:
-        albumin = ctx.albumin.get((subject, dtc)) if dtc else None
-        corrected = corrected_calcium(value, unit, albumin[0], albumin[1]) if albumin is not None else None
-        if corrected is None:
-            notes.append("total calcium graded uncorrected (no albumin of the same draw in a pairing unit)")
-        else:
-            notes.append(f"albumin-corrected calcium {corrected:.4g} graded (total {value:g})")
-            value = corrected
-    out: list[str] = []
-    for term, criterion, ordinal in plan.sides:
-        if criterion is None:
-            out += ("", "")
-            continue
-        if value is not None and type(criterion) is Criterion:
+                sides.append(_Side(term, _csv_cell(term), None, selected.reason, ordinal))
+    low, high = sides
+    has_scale = any(side is not None and side.ordinal is not None for side in sides)
+    return _Plan(
+        test=test,
+        unit=raw_unit,
+        unit_shown=raw_unit.strip(),
+        unit_folded=raw_unit.strip().casefold(),
+        low=low,
+        high=high,
+        calcium=test == "CA",
+        tsh=test == "TSH",
+        needs_dtc=test in ("CA", "TSH") or has_scale,
+    )
+
+
+def _row_grader(cols: _Columns, ctx: _Context, source: _Source) -> Callable[[list[str], int, _Plan], str]:
+    """The per-record grading step, with the column positions and context bound once.
+
+    It returns the output cells added to the record, as CSV text: ",ATOXDSCL,ATOXGRL,ATOXDSCH,ATOXGRH,ATOXRSN\\n".
+    """
+    vi, li, hi, si, ti = cols.value, cols.lln, cols.uln, cols.subject, cols.text
+    di, base_i, bnr_i = cols.dtc, cols.base, cols.bnrind
+    baselines, albumin_of, ft4_low, urine_24h_days = ctx.baselines, ctx.albumin, ctx.ft4_low, ctx.urine_24h_days
+
+    def side_cells(
+        side: _Side | None,
+        plan: _Plan,
+        row: list[str],
+        value: float | None,
+        lln: float | None,
+        uln: float | None,
+        base: float | None,
+        base_high: bool | None,
+        subject: str,
+        dtc: str,
+        notes: list[str],
+    ) -> str:
+        """`ATOXDSCx,ATOXGRx` for one side, notes appended to `notes`."""
+        if side is None:
+            return ","
+        term = side.term
+        criterion = side.numeric
+        if value is not None and criterion is not None:
             grade, provisional, text = evaluate(criterion, value, lln, uln, base, base_high)
+        elif value is None and side.ordinal is not None and ti >= 0 and row[ti].strip():
+            # Semi-quantitative result (urine dipstick "2+") in LBSTRESC.
+            if (subject, dtc[:10]) in urine_24h_days:
+                grade, provisional, text = -1, False, SUPERSEDED_BY_24H
+            else:
+                result = grade_ordinal(side.ordinal, row[ti])
+                if isinstance(result, Graded):
+                    grade, provisional, text = result.grade, result.provisional, result.note
+                else:
+                    grade, provisional, text = -1, False, result.reason
+        elif criterion is None:
+            grade, provisional, text = -1, False, side.refused
         else:
-            result: GradeResult
-            if value is None and ordinal is not None and cols.text >= 0 and row[cols.text].strip():
-                # Semi-quantitative result (urine dipstick "2+") in LBSTRESC.
-                result = grade_ordinal(ordinal, row[cols.text])
-                if (subject, dtc[:10]) in ctx.urine_24h_days:
-                    result = NotGradable(term, SUPERSEDED_BY_24H, criteria.ctcae_version)
-            elif isinstance(criterion, NotGradable):
-                result = criterion
-            else:
-                result = NotGradable(term, "no numeric result", criteria.ctcae_version)
-            if isinstance(result, Graded):
-                grade, provisional, text = result.grade, result.provisional, result.note
-            else:
-                grade, provisional, text = -1, False, result.reason
+            grade, provisional, text = -1, False, "no numeric result"
         if grade < 0:
-            out += (term, "")
             notes.append(f"{term}: cannot grade: {text}")
-            continue
-        out += (term, _GRADE_TEXT[grade])
+            return side.cell + ","
         if provisional:
             notes.append(f"{term} grade {grade} provisional: {text}")
         elif text:
             notes.append(f"{term}: {text}")
-        if plan.tsh and grade >= 1 and (subject, dtc) in ctx.ft4_low:
-            notes.append("FT4 below LLN in the same draw: consider Hypothyroidism (CTCAE navigational note)")
-    return out[0], out[1], out[2], out[3], " | ".join(notes) if notes else ""
+        if plan.tsh and grade >= 1 and (subject, dtc) in ft4_low:
+            notes.append(_FT4_NOTE)
+        return side.cell + "," + _GRADE_TEXT[grade]
+
+    def grade_row(row: list[str], number: int, plan: _Plan) -> str:
+        raw_value, raw_lln, raw_uln = row[vi], row[li], row[hi]
+        try:
+            value = float(raw_value) if raw_value else None
+            lln = float(raw_lln) if raw_lln else None
+            uln = float(raw_uln) if raw_uln else None
+        except ValueError:  # blanks with spaces, or real garbage: the careful path names the column and line
+            value = _number(raw_value.strip(), "LBSTRESN", source, number)
+            lln = _number(raw_lln.strip(), "LBSTNRLO", source, number)
+            uln = _number(raw_uln.strip(), "LBSTNRHI", source, number)
+        subject = row[si]
+        base: float | None = None
+        base_high: bool | None = None
+        notes: list[str] = []
+        if base_i >= 0:
+            # ADaM BASE / BNRIND supplied by the caller win over any derivation.
+            base = _number(row[base_i].strip(), "BASE", source, number)
+            if base is not None:
+                base_high = is_baseline_high(row[bnr_i] if bnr_i >= 0 else None, base, uln)
+        elif baselines:
+            found = baselines.get((subject, plan.test))
+            if found is not None:
+                if found.unit == plan.unit_folded:
+                    base, base_high = found.value, found.high
+                else:
+                    notes.append(f"baseline unit {found.unit!r} differs from {plan.unit_shown!r}: baseline not used")
+        dtc = row[di].strip() if di >= 0 and plan.needs_dtc else ""
+        if plan.calcium and value is not None:
+            albumin = albumin_of.get((subject, dtc)) if dtc else None
+            corrected = corrected_calcium(value, plan.unit, *albumin) if albumin is not None else None
+            if corrected is None:
+                notes.append(_UNCORRECTED_NOTE)
+            else:
+                notes.append(f"albumin-corrected calcium {corrected:.4g} graded (total {value:g})")
+                value = corrected
+        low = side_cells(plan.low, plan, row, value, lln, uln, base, base_high, subject, dtc, notes)
+        high = side_cells(plan.high, plan, row, value, lln, uln, base, base_high, subject, dtc, notes)
+        if not notes:
+            return f",{low},{high},\n"
+        return f",{low},{high},{_csv_cell(' | '.join(notes))}\n"
+
+    return grade_row
+
+
+def grade_labs_csv(path: Path, out: TextIO, criteria: CriteriaSet) -> int:
+    """Grade every record of a CSV or XPORT file, writing every input column plus the grade columns as CSV.
+
+    CSV input is read twice, keeping memory flat: pass 1 learns baselines and same-draw context (skipped when
+    the file has nothing to learn it from), pass 2 grades and streams rows out. XPORT input is read whole.
+    Criteria are looked up once per distinct (test code, unit, specimen). Returns the number of records.
+    """
+    if is_xport(path):
+        try:
+            header, rows = read_xport_table(path)
+        except SdtmFileError as exc:
+            raise InputError(str(exc)) from None
+        source = _Source(str(path), "record")
+
+        def records() -> Iterator[_Record]:
+            return ((number, row, None) for number, row in enumerate(rows, 1))
+
+    else:
+        source = _Source(str(path), "line")
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header, _ = _csv_header(handle, source)
+        width = len(header)
+
+        def records() -> Iterator[_Record]:
+            return _csv_records(path, width, source)
+
+    return _grade_records(header, records, out, criteria, source)
+
+
+def _grade_records(
+    header: list[str],
+    records: Callable[[], Iterable[_Record]],
+    out: TextIO,
+    criteria: CriteriaSet,
+    source: _Source,
+) -> int:
+    cols = _Columns.of(header, source.path)
+    ctx = _scan(records(), cols, criteria, source) if _needs_context(cols) else _Context({}, {}, set(), set())
+    last = _LastWrite()
+    quote = csv.writer(last, lineterminator="\n").writerow  # rows whose cells need quoting
+    quote([*header, *OUTPUT_COLUMNS])
+    out.write(last.text)
+    grade_row = _row_grader(cols, ctx, source)
+    plans: dict[tuple[str, ...], _Plan | None] = {}
+    key_of: Callable[[list[str]], tuple[str, ...]] = (
+        itemgetter(cols.test, cols.unit, cols.spec) if cols.spec >= 0 else itemgetter(cols.test, cols.unit)
+    )
+    buffer: list[str] = []
+    append = buffer.append
+    count = 0
+    for number, row, body in records():
+        count += 1
+        key = key_of(row)
+        try:
+            plan = plans[key]
+        except KeyError:
+            plan = plans[key] = _plan(criteria, *key)
+        tail = _UNGRADED_TAIL if plan is None else grade_row(row, number, plan)
+        if body is None:
+            quote(row)
+            body = last.text[:-1]
+        append(body + tail)
+        if len(buffer) >= _FLUSH_EVERY:
+            out.write("".join(buffer))
+            buffer.clear()
+    out.write("".join(buffer))
+    return count
 
 
 @click.command("grade-labs")
-@click.argument("input_csv", metavar="INPUT.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("input_file", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -364,27 +536,28 @@ def _grade_row(
     help="Write the graded CSV here (default: standard output).",
 )
 @click.option("--ctcae-version", default="5.0", show_default=True, help="CTCAE version of the criteria.")
-def grade_labs(input_csv: Path, output: Path | None, ctcae_version: str) -> None:
-    """Grade lab results by CTCAE (admiral conventions) and write them with the grade columns added.
+def grade_labs(input_file: Path, output: Path | None, ctcae_version: str) -> None:
+    """Grade lab results by CTCAE (admiral conventions) and write them as CSV with the grade columns added.
 
-    INPUT.csv has SDTM LB columns USUBJID, LBTESTCD, LBSTRESN, LBSTRESU, LBSTNRLO, LBSTNRHI; optional LBDTC,
-    LBBLFL, LBNRIND, LBSPEC, LBSTRESC (urine dipstick) and RFXSTDTC (first dose: baseline = last value on or
-    before it when no record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the
-    baseline instead. Output: every input column plus ATOXDSCL, ATOXGRL, ATOXDSCH, ATOXGRH (blank grade =
-    cannot grade) and ATOXRSN (why a grade is missing or provisional). Unknown test codes pass through
-    ungraded.
+    INPUT is a CSV file or, when its name ends in .xpt, a SAS transport (XPORT v5) file, with SDTM LB
+    columns USUBJID, LBTESTCD, LBSTRESN, LBSTRESU, LBSTNRLO, LBSTNRHI; optional LBDTC, LBBLFL, LBNRIND,
+    LBSPEC, LBSTRESC (urine dipstick) and RFXSTDTC (first dose: baseline = last value on or before it when no
+    record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the baseline instead.
+    XPORT numbers are written as SDTM shows them (100, not 100.0; missing = blank), SAS dates as ISO 8601.
+    Output: every input column plus ATOXDSCL, ATOXGRL, ATOXDSCH, ATOXGRH (blank grade = cannot grade) and
+    ATOXRSN (why a grade is missing or provisional). Unknown test codes pass through ungraded.
     """
     try:
         criteria = load_criteria(ctcae_version)
     except CriteriaFileError as exc:
         raise click.ClickException(str(exc)) from None
     if output is None:
-        grade_labs_csv(input_csv, sys.stdout, criteria)
+        grade_labs_csv(input_file, sys.stdout, criteria)
         return
     partial = output.with_name(output.name + ".partial")
     try:
         with partial.open("w", newline="", encoding="utf-8") as out:
-            count = grade_labs_csv(input_csv, out, criteria)
+            count = grade_labs_csv(input_file, out, criteria)
         partial.replace(output)
     except BaseException:
         partial.unlink(missing_ok=True)

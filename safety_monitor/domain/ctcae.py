@@ -445,6 +445,18 @@ class CtcaeGrader:
     def ctcae_version(self) -> str:
         return self._criteria.ctcae_version
 
+    def uses_baseline(self, test_code: str) -> bool:
+        """Whether any criterion for this test reads the subject's baseline (liver tests, QTc change, ...)."""
+        terms = self._criteria.test_codes.get(test_code.strip().upper())
+        if terms is None:
+            return False
+        return any(
+            "baseline" in criterion.inputs or criterion.rules_if_baseline_high
+            for term in (terms.low, terms.high)
+            if term is not None
+            for criterion in self._criteria.for_term(term)
+        )
+
     def _criterion(self, term: str, unit: str | None) -> Criterion | NotGradable:
         key = (term, (unit or "").strip().casefold())
         found = self._select.get(key)

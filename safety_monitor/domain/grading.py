@@ -56,6 +56,10 @@ class FindingGrader(Protocol):
     @property
     def ctcae_version(self) -> str: ...
 
+    def uses_baseline(self, test_code: str) -> bool:
+        """Whether grading this test reads the baseline: only then does a new baseline re-grade results."""
+        ...
+
     def grade(
         self, finding: Finding, baseline: Finding | None, same_draw: Mapping[str, Finding] = NO_CONTEXT
     ) -> tuple[GradeResult, ...]: ...
@@ -89,6 +93,9 @@ class BloodPressureGrader:
     @property
     def ctcae_version(self) -> str:
         return self._version
+
+    def uses_baseline(self, test_code: str) -> bool:
+        return False  # CTCAE hypertension grades absolute readings
 
     def grade(
         self, finding: Finding, baseline: Finding | None, same_draw: Mapping[str, Finding] = NO_CONTEXT
@@ -136,6 +143,9 @@ class CombinedGrader:
     @property
     def ctcae_version(self) -> str:
         return self._version
+
+    def uses_baseline(self, test_code: str) -> bool:
+        return any(grader.uses_baseline(test_code) for grader in self._graders)
 
     def grade(
         self, finding: Finding, baseline: Finding | None, same_draw: Mapping[str, Finding] = NO_CONTEXT

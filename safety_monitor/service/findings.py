@@ -104,8 +104,13 @@ async def grade_findings(
                 found[companion] = hit
         return found
 
+    uses_baseline: dict[str, bool] = {}
+
     def grade(finding: Finding) -> StoredFinding:
-        baseline = baselines.get(test_key(finding))
+        test = finding.test_code
+        if test not in uses_baseline:
+            uses_baseline[test] = grader.uses_baseline(test)
+        baseline = baselines.get(test_key(finding)) if uses_baseline[test] else None
         grades = grader.grade(finding, baseline, context(finding))
         return StoredFinding(finding, grades, baseline.envelope.msg_id if baseline else None)
 
@@ -114,6 +119,7 @@ async def grade_findings(
 
     # Stored results to grade again: those of tests whose baseline changed, and those whose companion arrived.
     stale: dict[str, StoredFinding] = {}
+    changed = {key for key in changed if grader.uses_baseline(key[3])}  # others do not depend on it
     keys_to_load = changed - history.keys()
     if keys_to_load:
         for stored in await uow.findings.history(keys_to_load):

@@ -7,6 +7,7 @@ before acknowledging the batch (DESIGN.md section 3). Nothing here sends mail or
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,7 +84,7 @@ async def process_batch(
     outcome = BatchOutcome(received=len(batch))
     letters: list[DeadLetter] = []
     fresh: list[InboundMessage] = []
-    seen_in_batch: dict[str, str] = {}
+    seen_in_batch: dict[str, InboundMessage] = {}
 
     for item in batch:
         if isinstance(item, RejectedMessage):
@@ -91,22 +92,29 @@ async def process_batch(
             continue
         msg_id = item.message.envelope.msg_id
         if msg_id in seen_in_batch:
-            if seen_in_batch[msg_id] == item.content_hash:
+            if same_content(seen_in_batch[msg_id].content_hash, seen_in_batch[msg_id].payload, item):
                 outcome.duplicates += 1
             else:
                 outcome.conflicts += 1
                 letters.append(_conflict(item, now))
             continue
-        seen_in_batch[msg_id] = item.content_hash
+        seen_in_batch[msg_id] = item
         fresh.append(item)
 
     known = await uow.inbox.content_hashes(seen_in_batch)
+    differing = [
+        i.message.envelope.msg_id
+        for i in fresh
+        if known.get(i.message.envelope.msg_id, i.content_hash) != i.content_hash
+    ]
+    stored_payloads = await uow.inbox.payloads(differing) if differing else {}
     new: list[InboundMessage] = []
     for item in fresh:
-        stored_hash = known.get(item.message.envelope.msg_id)
+        msg_id = item.message.envelope.msg_id
+        stored_hash = known.get(msg_id)
         if stored_hash is None:
             new.append(item)
-        elif stored_hash == item.content_hash:
+        elif same_content(stored_hash, stored_payloads.get(msg_id, ""), item):
             outcome.duplicates += 1
         else:
             outcome.conflicts += 1
@@ -168,6 +176,20 @@ async def process_batch(
     outcome.dead_letter_reasons = [letter.reason for letter in letters]
     outcome.dead_letters = letters
     return outcome
+
+
+def same_content(stored_hash: str, stored_payload: str, item: InboundMessage) -> bool:
+    """Whether a message with an already-seen msg_id is a redelivery of the same document.
+
+    Equal hashes of the received text settle it; otherwise the two are compared as JSON documents (a site may
+    re-serialise a message with other key order or spacing, and that is still the same message).
+    """
+    if stored_hash == item.content_hash:
+        return True
+    try:
+        return bool(json.loads(stored_payload) == json.loads(item.payload))
+    except ValueError:
+        return False
 
 
 def _conflict(item: InboundMessage, now: datetime) -> DeadLetter:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from safety_monitor.adapters.sdtm_files import SdtmFileError, read_lb_table, xport_cell
 from safety_monitor.cli.grade_labs import grade_labs
 
 HEADER = "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,LBDTC,LBBLFL,LBSTRESC,LBSPEC,VISIT"
@@ -144,3 +147,80 @@ def test_ragged_row_and_bad_date_name_the_line(tmp_path: Path) -> None:
 def test_empty_file(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     assert f"{path}: empty file (no header row)" in run(str(path))[2]
+
+
+# --- SAS transport (XPORT v5) input ----------------------------------------------------------------------------
+
+NUMERIC = ("LBSTRESN", "LBSTNRLO", "LBSTNRHI")
+
+
+def write_xport(path: Path, header: list[str], rows: list[list[str]], dates: str = "") -> None:
+    """The rows as SAS would hold them: numeric LBSTRESN / LBSTNRLO / LBSTNRHI, ISO dates under `dates` as SAS
+    dates (DATE9.), everything else character."""
+    import pandas as pd  # test dependency: pyreadstat.write_xport needs a pandas DataFrame
+    import pyreadstat
+
+    columns: dict[str, list[object]] = {}
+    for i, name in enumerate(header):
+        cells = [row[i] for row in rows]
+        if name in NUMERIC:
+            columns[name] = [float(c) if c else float("nan") for c in cells]
+        elif name == dates:
+            columns[name] = [date.fromisoformat(c) if c else None for c in cells]
+        else:
+            columns[name] = list(cells)
+    formats = {dates: "DATE9"} if dates else None
+    pyreadstat.write_xport(pd.DataFrame(columns), str(path), file_format_version=5, variable_format=formats)
+
+
+def test_xpt_input_grades_as_the_same_rows_in_csv(tmp_path: Path) -> None:
+    header = [*HEADER.split(","), "LBDT"]
+    rows = [[*row.split(","), row.split(",")[6]] for row in ROWS.splitlines()]
+    csv_path = write(tmp_path, "\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    xpt_path = tmp_path / "lb.XPT"  # the extension is matched in any case
+    write_xport(xpt_path, header, rows, dates="LBDT")
+
+    code, from_xpt, err = run(str(xpt_path))
+    assert code == 0, err
+    assert from_xpt == run(str(csv_path))[1]
+    graded = parse(from_xpt)
+    assert (graded[0]["LBSTRESN"], graded[0]["LBDT"], graded[0]["ATOXGRL"]) == ("2.49", "2024-01-01", "4")
+    assert (graded[1]["LBSTRESN"], graded[4]["LBSTRESN"]) == ("100", "")  # whole numbers without ".0"
+
+
+def test_read_lb_table_gives_the_same_table_for_csv_and_xpt(tmp_path: Path) -> None:
+    header = HEADER.split(",")
+    rows = [row.split(",") for row in ROWS.splitlines()]
+    csv_path = write(tmp_path, f"{HEADER}\n{ROWS}")
+    xpt_path = tmp_path / "lb.xpt"
+    write_xport(xpt_path, header, rows)
+    assert read_lb_table(xpt_path) == read_lb_table(csv_path) == (header, rows)
+
+
+def test_corrupt_xpt_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.xpt"
+    path.write_bytes(b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!" + b"\x00" * 100)
+    code, out, err = run(str(path))
+    assert code == 1 and out == ""
+    assert f"Error: {path}: not a readable SAS transport (XPORT v5) file" in err
+    with pytest.raises(SdtmFileError, match=r"broken\.xpt: not a readable SAS transport"):
+        read_lb_table(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (100.0, "100"),
+        (2.49, "2.49"),
+        (-0.5, "-0.5"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (float("nan"), ""),
+        (None, ""),
+        ("ALT", "ALT"),
+        (date(2024, 1, 5), "2024-01-05"),
+        (datetime(2024, 1, 5, 8, 30), "2024-01-05T08:30:00"),
+    ],
+    ids=["whole", "decimal", "negative", "round-trip", "missing", "none", "text", "date", "datetime"],
+)
+def test_xport_cells_read_as_sdtm_text(value: object, text: str) -> None:
+    assert xport_cell(value) == text

@@ -39,6 +39,14 @@ async def test_duplicate_message_is_acknowledged_and_skipped(store, config, now)
     assert len(await notices(store, now)) == 1
 
 
+async def test_a_reserialised_redelivery_is_a_duplicate_not_a_conflict(store, config, now) -> None:
+    message = ae(S7, "AE-1", "Haemoptysis", 2)
+    reordered = json.dumps(dict(reversed(list(message.items()))), indent=1)
+    await run(store, config, now, inbound(message))
+    outcome = await run(store, config, now, inbound(reordered, json.dumps(message, indent=2)))
+    assert (outcome.duplicates, outcome.conflicts, outcome.dead_lettered) == (2, 0, 0)
+
+
 async def test_same_msg_id_with_other_content_is_a_conflict_kept_in_dead_letters(store, config, now) -> None:
     first = ae(S7, "AE-1", "Haemoptysis", 2, msg_id="dup-1")
     second = ae(S7, "AE-1", "Haemoptysis", 4, msg_id="dup-1")
@@ -181,6 +189,9 @@ async def test_a_failing_batch_leaves_nothing_behind(store, config, now) -> None
     class ExplodingGrader:
         ctcae_version = "5.0"
 
+        def uses_baseline(self, test_code: str) -> bool:
+            return False
+
         def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
             raise Boom("grader failed")
 
@@ -195,6 +206,9 @@ async def test_a_failing_batch_leaves_nothing_behind(store, config, now) -> None
 async def test_a_poison_message_is_isolated_and_dead_lettered_the_rest_is_processed(store, config, now) -> None:
     class PoisonGrader:
         ctcae_version = "5.0"
+
+        def uses_baseline(self, test_code: str) -> bool:
+            return False
 
         def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
             if getattr(finding, "value", None) == 666:

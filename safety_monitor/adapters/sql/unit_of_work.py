@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -53,6 +53,23 @@ class _Sql:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    async def _select_by_keys(
+        self, table: Table, columns: tuple[str, ...], keys: Iterable[tuple[Any, ...]]
+    ) -> list[Any]:
+        """Rows whose `columns` equal one of `keys`.
+
+        Each column is filtered with its own IN list, which an index on the leading columns serves on both
+        databases (SQLite does not use an index for a row-value `(a, b) IN (VALUES ...)`, and that scan grows
+        with the table); the exact keys are then kept here.
+        """
+        wanted = set(keys)
+        rows: list[Any] = []
+        for chunk in _chunks(sorted(wanted)):
+            conditions = [table.c[name].in_(sorted({key[i] for key in chunk})) for i, name in enumerate(columns)]
+            result = await self.conn.execute(select(table).where(*conditions))
+            rows.extend(row for row in result if tuple(getattr(row, name) for name in columns) in wanted)
+        return rows
+
     async def _insert_ignore(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
         if rows:
             await self.conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=keys), rows)
@@ -73,6 +90,15 @@ class _Inbox(_Sql):
                 select(t.inbox.c.msg_id, t.inbox.c.content_hash).where(t.inbox.c.msg_id.in_(chunk))
             )
             found.update({row.msg_id: row.content_hash for row in result})
+        return found
+
+    async def payloads(self, msg_ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(msg_ids)):
+            result = await self.conn.execute(
+                select(t.inbox.c.msg_id, t.inbox.c.payload).where(t.inbox.c.msg_id.in_(chunk))
+            )
+            found.update({row.msg_id: row.payload for row in result})
         return found
 
     async def add(self, entries: Sequence[InboxEntry]) -> None:
@@ -164,14 +190,8 @@ def _subject(row: Any) -> Subject:
 
 class _Subjects(_Sql):
     async def get(self, keys: Iterable[SubjectKey]) -> dict[SubjectKey, Subject]:
-        found: dict[SubjectKey, Subject] = {}
-        for chunk in _chunks(list(keys)):
-            result = await self.conn.execute(
-                select(t.subject).where(tuple_(t.subject.c.study_id, t.subject.c.subject_id).in_(chunk))
-            )
-            for row in result:
-                found[(row.study_id, row.subject_id)] = _subject(row)
-        return found
+        rows = await self._select_by_keys(t.subject, ("study_id", "subject_id"), keys)
+        return {(row.study_id, row.subject_id): _subject(row) for row in rows}
 
     async def put(self, subjects: Sequence[Subject]) -> None:
         await self._upsert(t.subject, [_subject_row(s) for s in subjects], ["study_id", "subject_id"])
@@ -258,15 +278,8 @@ def _ae(row: Any) -> AdverseEvent:
 
 class _AdverseEvents(_Sql):
     async def current(self, keys: Iterable[AeKey]) -> dict[AeKey, AdverseEvent]:
-        found: dict[AeKey, AdverseEvent] = {}
-        c = t.adverse_event.c
-        for chunk in _chunks(list(keys)):
-            result = await self.conn.execute(
-                select(t.adverse_event).where(tuple_(c.study_id, c.subject_id, c.aespid).in_(chunk))
-            )
-            for row in result:
-                found[(row.study_id, row.subject_id, row.aespid)] = _ae(row)
-        return found
+        rows = await self._select_by_keys(t.adverse_event, ("study_id", "subject_id", "aespid"), keys)
+        return {(row.study_id, row.subject_id, row.aespid): _ae(row) for row in rows}
 
     async def put_current(self, events: Sequence[AdverseEvent]) -> None:
         await self._upsert(t.adverse_event, [_ae_row(e) for e in events], ["study_id", "subject_id", "aespid"])
@@ -360,29 +373,17 @@ class _Findings(_Sql):
         await self._insert_ignore(t.finding, [_finding_row(f) for f in findings], ["msg_id"])
 
     async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
-        c = t.finding.c
-        found: list[StoredFinding] = []
-        for chunk in _chunks(list(keys)):
-            query = select(t.finding).where(tuple_(c.study_id, c.subject_id, c.domain, c.test_code).in_(chunk))
-            found.extend(_stored_finding(row) for row in await self.conn.execute(query))
-        return found
+        rows = await self._select_by_keys(t.finding, ("study_id", "subject_id", "domain", "test_code"), keys)
+        return [_stored_finding(row) for row in rows]
 
     async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]:
-        c = t.finding.c
-        found: list[StoredFinding] = []
-        for chunk in _chunks(list(subjects)):
-            query = select(t.finding).where(tuple_(c.study_id, c.subject_id).in_(chunk))
-            found.extend(_stored_finding(row) for row in await self.conn.execute(query))
-        return found
+        rows = await self._select_by_keys(t.finding, ("study_id", "subject_id"), subjects)
+        return [_stored_finding(row) for row in rows]
 
     async def same_draw(self, wanted: Iterable[DrawKey]) -> dict[DrawKey, StoredFinding]:
-        c = t.finding.c
-        found: dict[DrawKey, StoredFinding] = {}
-        for chunk in _chunks(list(wanted)):
-            query = select(t.finding).where(tuple_(c.study_id, c.subject_id, c.test_code, c.collected_at).in_(chunk))
-            for row in await self.conn.execute(query):
-                found[(row.study_id, row.subject_id, row.test_code, row.collected_at)] = _stored_finding(row)
-        return found
+        columns = ("study_id", "subject_id", "test_code", "collected_at")
+        rows = await self._select_by_keys(t.finding, columns, wanted)
+        return {(row.study_id, row.subject_id, row.test_code, row.collected_at): _stored_finding(row) for row in rows}
 
     async def update_grades(self, findings: Sequence[StoredFinding]) -> None:
         if not findings:
@@ -406,15 +407,11 @@ class _Findings(_Sql):
         )
 
     async def baselines(self, keys: Iterable[TestKey]) -> dict[TestKey, Finding]:
-        b, f = t.finding_baseline.c, t.finding.c
+        columns = ("study_id", "subject_id", "domain", "test_code")
+        chosen = {row.msg_id for row in await self._select_by_keys(t.finding_baseline, columns, keys)}
         found: dict[TestKey, Finding] = {}
-        for chunk in _chunks(list(keys)):
-            query = (
-                select(t.finding)
-                .join(t.finding_baseline, b.msg_id == f.msg_id)
-                .where(tuple_(b.study_id, b.subject_id, b.domain, b.test_code).in_(chunk))
-            )
-            for row in await self.conn.execute(query):
+        for chunk in _chunks(sorted(chosen)):
+            for row in await self.conn.execute(select(t.finding).where(t.finding.c.msg_id.in_(chunk))):
                 found[(row.study_id, row.subject_id, row.domain, row.test_code)] = _stored_finding(row).finding
         return found
 
