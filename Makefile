@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean
+.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -41,8 +41,20 @@ typecheck: $(VENV)/.installed-test
 contracts: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
+## kafka-up / kafka-down: a Kafka-protocol broker (noida-db) on 127.0.0.1, free port; last line KAFKA_BOOTSTRAP_SERVERS=...
+KAFKA_DIR ?= var/kafka-broker
+kafka-up: $(VENV)/.installed-test
+	@bash scripts/kafka-broker.sh start $(KAFKA_DIR)
+
+kafka-down:
+	@bash scripts/kafka-broker.sh stop $(KAFKA_DIR)
+
+# pytest runs with a fresh broker, stopped afterwards even when tests fail (the trap), exported to the tests
 pytest: $(VENV)/.installed-test services
-	SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
+	@set -o pipefail; trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR)' EXIT; \
+	bootstrap=$$(bash scripts/kafka-broker.sh start $(KAFKA_DIR) | tail -n 1) || exit 1; \
+	echo "$$bootstrap"; \
+	env "$$bootstrap" SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
 
 ## test: install test dependencies, start services, then lint, type-check, layer contracts and the whole suite
 test: $(VENV)/.installed-test services lint typecheck contracts pytest
@@ -53,6 +65,13 @@ N ?= 100000
 bench: install
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
+
+## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topic; latency at 1,000 msg/s
+KAFKA_N ?= 30000
+bench-kafka: $(VENV)/.installed-test services
+	@set -o pipefail; trap 'bash scripts/kafka-broker.sh stop var/kafka-bench' EXIT; \
+	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-bench | tail -n 1) || exit 1; \
+	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database $(PG_URL)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

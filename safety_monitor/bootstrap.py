@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,10 +15,14 @@ from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
+from safety_monitor.domain.routing import Routing
 from safety_monitor.ruleset.loader import load_ruleset
+from safety_monitor.ruleset.routing_loader import load_routing
 from safety_monitor.service.delivery import DeliveryReport, deliver_due
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import Clock, Mailer, UnitOfWorkFactory
+from safety_monitor.service.routing_jobs import routing_jobs
+from safety_monitor.service.scheduler import ScheduledJob
 from safety_monitor.settings import Settings
 
 
@@ -32,6 +37,7 @@ class App:
     mailer: Mailer
     renderer: TemplateRenderer
     clock: Clock
+    routing: Routing | None = None  # rules/routing.yaml, if present (else ALERT_RECIPIENTS hear everything)
 
     async def start(self) -> None:
         """Bring the database schema up to date (idempotent)."""
@@ -42,7 +48,8 @@ class App:
         if self.engine is not None:
             await self.engine.dispose()
 
-    async def deliver(self) -> DeliveryReport:
+    async def deliver(self, *, ignore_waits: bool = False) -> DeliveryReport:
+        """Email the due notification groups and send the outbox (`ignore_waits`: every group now, for demos)."""
         return await deliver_due(
             self.store,
             self.mailer,
@@ -50,6 +57,20 @@ class App:
             sender=self.settings.mail_from,
             mail_domain=self.settings.mail_domain,
             now=self.clock.now(),
+            routing=self.pipeline.effective_routing(),
+            ignore_waits=ignore_waits,
+        )
+
+    def scheduled_jobs(self, delivery_every: timedelta = timedelta(seconds=2)) -> list[ScheduledJob]:
+        """The notification path's jobs for a runtime's scheduler: routed delivery, reminders, digests."""
+        return routing_jobs(
+            self.store,
+            self.mailer,
+            self.renderer,
+            self.pipeline.effective_routing(),
+            sender=self.settings.mail_from,
+            mail_domain=self.settings.mail_domain,
+            delivery_every=delivery_every,
         )
 
 
@@ -84,12 +105,15 @@ def bootstrap(
 ) -> App:
     """Wire an app. Rules and templates are loaded (and checked) here, so a broken file stops the start."""
     ruleset = load_ruleset(settings.rules_dir)
+    routing = load_routing(settings.routing_file, settings.templates_dir) if settings.routing_file.is_file() else None
     renderer = TemplateRenderer(settings.templates_dir)
     engine = None
     if store is None:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
         store = SqlStore(engine)
-    pipeline = PipelineConfig(ruleset=ruleset, grader=make_grader(settings), alert_recipients=settings.alert_recipients)
+    pipeline = PipelineConfig(
+        ruleset=ruleset, grader=make_grader(settings), alert_recipients=settings.alert_recipients, routing=routing
+    )
     return App(
         settings=settings,
         engine=engine,
@@ -98,4 +122,5 @@ def bootstrap(
         mailer=mailer or make_mailer(settings),
         renderer=renderer,
         clock=clock or SystemClock(),
+        routing=routing,
     )

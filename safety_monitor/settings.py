@@ -46,6 +46,12 @@ class Settings:
     batch_size: int = 2000
 
     @property
+    def routing_file(self) -> Path:
+        """Who hears which alert: `routing.yaml` beside the rules. Without it every alert goes to
+        ALERT_RECIPIENTS at once (no grouping, no repeats, no scheduled digests)."""
+        return self.rules_dir / "routing.yaml"
+
+    @property
     def mail_domain(self) -> str:
         return self.mail_from.rpartition("@")[2] or "localhost"
 
@@ -132,7 +138,7 @@ class Settings:
 
     def require_recipients(self) -> None:
         """Alerts with nobody to receive them are missed alerts: refuse to run that way."""
-        if not self.alert_recipients:
+        if not self.alert_recipients and not self.routing_file.is_file():
             raise SettingsError(
                 ["ALERT_RECIPIENTS is not set: alerts would reach nobody (give comma-separated addresses)"]
             )

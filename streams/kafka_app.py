@@ -29,7 +29,7 @@ from faust.web import Request, Response, View
 from safety_monitor.bootstrap import App
 from safety_monitor.service.handling import handle_batch
 from safety_monitor.service.records import BatchOutcome, DeadLetter, InboundMessage, Notice, RejectedMessage
-from safety_monitor.service.scheduler import Scheduler, outbox_delivery_job
+from safety_monitor.service.scheduler import Scheduler
 from streams.embedded import to_service
 from streams.topics import KafkaSettings
 from streams.wire import decode
@@ -114,16 +114,9 @@ class KafkaRuntime:
         self.scheduler = Scheduler(
             core.store,
             core.clock,
-            [
-                outbox_delivery_job(
-                    core.store,
-                    core.mailer,
-                    core.renderer,
-                    sender=core.settings.mail_from,
-                    mail_domain=core.settings.mail_domain,
-                    every=timedelta(seconds=kafka.delivery_interval),
-                )
-            ],
+            # Routed delivery (silences, inhibition, grouping), reminders and digests: the same jobs as the
+            # embedded runtime, each run once per slot across all workers.
+            core.scheduled_jobs(timedelta(seconds=kafka.delivery_interval)),
             holder=holder,
             poll=timedelta(seconds=min(kafka.delivery_interval, 1.0)),
         )

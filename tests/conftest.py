@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,14 +44,33 @@ def clock(now: datetime) -> FixedClock:
     return FixedClock(now)
 
 
+# Pipeline-mechanics tests run on the walking skeleton's three rules, so they do not change whenever the trial's
+# catalogue (rules/) grows; the catalogue is proven by its own cases (rules/tests, `safety-monitor rules test`).
+SKELETON_RULES = ROOT / "tests" / "data" / "skeleton_rules"
+
+
 @pytest.fixture(scope="session")
 def ruleset() -> Ruleset:
+    return load_ruleset(SKELETON_RULES)
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Ruleset:
+    """The trial's rule catalogue as shipped in rules/."""
     return load_ruleset(ROOT / "rules")
 
 
 @pytest.fixture
 def config(ruleset: Ruleset) -> PipelineConfig:
     return PipelineConfig(ruleset=ruleset, grader=BloodPressureGrader(), alert_recipients=RECIPIENTS)
+
+
+@pytest.fixture
+def rules_without_routing(tmp_path: Path) -> Path:
+    """The skeleton's rules and no routing.yaml: every alert goes to ALERT_RECIPIENTS at once, one email each."""
+    target = tmp_path / "rules-without-routing"
+    shutil.copytree(SKELETON_RULES, target, ignore=shutil.ignore_patterns("routing.yaml", "routing.yml"))
+    return target
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from safety_monitor.service.pipeline import PipelineConfig, process_batch
 from safety_monitor.service.ports import UnitOfWorkFactory
@@ -22,6 +22,7 @@ async def run(
 
 
 async def notices(store: UnitOfWorkFactory, now: datetime) -> list[tuple[str, str, int]]:
+    """(change, rule, grade) of each notification waiting to be emailed (one per receiver and alert change)."""
     async with store() as uow:
-        due = await uow.outbox.due(now + timedelta(days=1), 1000)
-    return [(n.kind, str(n.context["rule_id"]), int(str(n.context["grade"]))) for n in due]
+        waiting = await uow.notifications.pending()
+    return [(n.kind, str(n.context["rule_id"]), int(str(n.context["grade"]))) for n in waiting]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -11,12 +11,21 @@ from typing import Self
 
 from safety_monitor.domain.alerts import Alert, AlertChange
 from safety_monitor.domain.baselines import TestKey, test_key
+from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
 from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
-from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
+from safety_monitor.service.records import (
+    AlertNotificationState,
+    DeadLetter,
+    InboxEntry,
+    Notice,
+    Notification,
+    NotificationGroup,
+    StoredFinding,
+)
 
 
 @dataclass
@@ -37,6 +46,10 @@ class MemoryState:
     outbox: dict[str, Notice] = field(default_factory=dict)
     digests: dict[str, datetime] = field(default_factory=dict)
     leases: dict[str, LeaseState] = field(default_factory=dict)
+    notifications: dict[str, Notification] = field(default_factory=dict)
+    notification_groups: dict[str, NotificationGroup] = field(default_factory=dict)
+    notification_log: dict[tuple[str, str], AlertNotificationState] = field(default_factory=dict)
+    sae_clocks: dict[tuple[str, ClockKey], SaeClock] = field(default_factory=dict)
 
 
 class _Repo:
@@ -97,11 +110,27 @@ class _AdverseEvents(_Repo):
         for event in events:
             self.s.ae_versions.setdefault(event.envelope.msg_id, event)
 
-    async def facts(self) -> list[AeFact]:
+    async def facts(self, pts: Collection[str] | None = None) -> list[AeFact]:
+        wanted = None if pts is None else {p.casefold() for p in pts}
         return [
             AeFact(k[0], k[1], e.system_organ_class, e.preferred_term, e.investigator_grade or 0, e.onset_date)
             for k, e in self.s.ae_current.items()
+            if wanted is None or e.preferred_term.casefold() in wanted
         ]
+
+    async def for_subjects(
+        self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
+    ) -> list[AdverseEvent]:
+        keys = set(subjects)
+        wanted = None if pts is None else {p.casefold() for p in pts}
+        return [
+            e
+            for k, e in self.s.ae_current.items()
+            if (k[0], k[1]) in keys and (wanted is None or e.preferred_term.casefold() in wanted)
+        ]
+
+    async def with_derived_grade(self) -> list[AdverseEvent]:
+        return [e for _, e in sorted(self.s.ae_current.items()) if e.derived_grade is not None]
 
     async def unknown_subject_count(self) -> int:
         return sum(1 for k in self.s.ae_current if (k[0], k[1]) not in self.s.subjects)
@@ -234,6 +263,84 @@ class _Leases(_Repo):
         return [self.s.leases[job] for job in sorted(self.s.leases)]
 
 
+class _Notifications(_Repo):
+    async def put_groups(self, groups: Sequence[NotificationGroup]) -> None:
+        for group in groups:
+            known = self.s.notification_groups.get(group.group_id)
+            last = known.last_flush_at if known is not None else None
+            self.s.notification_groups[group.group_id] = replace(group, last_flush_at=last)
+
+    async def add(self, notifications: Sequence[Notification]) -> None:
+        for notification in notifications:
+            self.s.notifications.setdefault(notification.notification_id, notification)
+
+    async def track(self, states: Sequence[AlertNotificationState]) -> None:
+        for state in states:
+            key = (state.receiver, state.alert_key)
+            known = self.s.notification_log.get(key)
+            if known is not None:
+                state = replace(state, last_notified_at=known.last_notified_at, last_mail_id=known.last_mail_id)
+            self.s.notification_log[key] = state
+
+    async def pending(self) -> list[Notification]:
+        found = [n for n in self.s.notifications.values() if n.state == "pending"]
+        return sorted(found, key=lambda n: (n.created_at, n.notification_id))
+
+    async def groups(self, group_ids: Iterable[str]) -> dict[str, NotificationGroup]:
+        return {g: self.s.notification_groups[g] for g in group_ids if g in self.s.notification_groups}
+
+    async def log(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AlertNotificationState]:
+        return {k: self.s.notification_log[k] for k in keys if k in self.s.notification_log}
+
+    async def open_alerts(self) -> list[AlertNotificationState]:
+        return [e for _, e in sorted(self.s.notification_log.items()) if e.status == "open"]
+
+    async def mark_mailed(self, notification_ids: Sequence[str], mail_id: str, at: datetime) -> int:
+        count = 0
+        for notification_id in notification_ids:
+            known = self.s.notifications.get(notification_id)
+            if known is not None and known.state == "pending":
+                self.s.notifications[notification_id] = replace(known, state="mailed", mail_id=mail_id, decided_at=at)
+                count += 1
+        return count
+
+    async def hold(self, notification_id: str, reason: str) -> None:
+        known = self.s.notifications[notification_id]
+        if known.state == "pending":
+            self.s.notifications[notification_id] = replace(known, held_by=reason)
+
+    async def drop(self, notification_id: str, reason: str, at: datetime) -> None:
+        known = self.s.notifications[notification_id]
+        if known.state == "pending":
+            self.s.notifications[notification_id] = replace(known, state="dropped", held_by=reason, decided_at=at)
+
+    async def record_email(self, group_id: str, keys: Sequence[tuple[str, str]], mail_id: str, at: datetime) -> None:
+        group = self.s.notification_groups[group_id]
+        self.s.notification_groups[group_id] = replace(group, last_flush_at=at)
+        for key in keys:
+            if key in self.s.notification_log:
+                entry = self.s.notification_log[key]
+                self.s.notification_log[key] = replace(entry, last_notified_at=at, last_mail_id=mail_id)
+
+    async def list(self, limit: int = 1000) -> list[Notification]:
+        return sorted(self.s.notifications.values(), key=lambda n: (n.created_at, n.notification_id))[:limit]
+
+
+class _SaeClocks(_Repo):
+    async def get(self, keys: Iterable[tuple[str, ClockKey]]) -> dict[tuple[str, ClockKey], SaeClock]:
+        return {k: self.s.sae_clocks[k] for k in keys if k in self.s.sae_clocks}
+
+    async def put(self, clocks: Sequence[SaeClock]) -> None:
+        for clock in clocks:
+            self.s.sae_clocks[(clock.rule_id, clock.key)] = clock
+
+    async def open(self) -> list[SaeClock]:
+        return [c for _, c in sorted(self.s.sae_clocks.items()) if c.is_open]
+
+    async def for_case(self, key: ClockKey) -> list[SaeClock]:
+        return [c for (_, case), c in sorted(self.s.sae_clocks.items()) if case == key]
+
+
 class MemoryUnitOfWork:
     """A transaction over `MemoryState`: changes are made on a copy and published only by `commit()`."""
 
@@ -251,6 +358,8 @@ class MemoryUnitOfWork:
         self.outbox = _Outbox(self)
         self.digests = _Digests(self)
         self.leases = _Leases(self)
+        self.notifications = _Notifications(self)
+        self.sae_clocks = _SaeClocks(self)
 
     async def __aenter__(self) -> Self:
         self.working = copy.deepcopy(self.state)

@@ -9,6 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 ALERT_TEMPLATES = ("alert_subject.txt.j2", "alert.txt.j2", "alert.html.j2")
 DIGEST_TEMPLATES = ("digest_subject.txt.j2", "digest.txt.j2", "digest.html.j2")
+GROUP_TEMPLATES = ("alert_group_subject.txt.j2", "alert_group.txt.j2", "alert_group.html.j2")
 
 
 class TemplateRenderer:
@@ -23,7 +24,7 @@ class TemplateRenderer:
         self._text = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701
         self._text.filters["oneline"] = _oneline
         self._html.filters["oneline"] = _oneline
-        for name in (*ALERT_TEMPLATES, *DIGEST_TEMPLATES):
+        for name in (*ALERT_TEMPLATES, *DIGEST_TEMPLATES, *GROUP_TEMPLATES):
             (self._html if name.endswith(".html.j2") else self._text).get_template(name)  # fail at start-up
 
     def _render(self, names: tuple[str, str, str], context: Mapping[str, object]) -> tuple[str, str, str]:
@@ -38,6 +39,11 @@ class TemplateRenderer:
 
     def digest(self, context: Mapping[str, object]) -> tuple[str, str, str]:
         return self._render(DIGEST_TEMPLATES, context)
+
+    def render(self, name: str, context: Mapping[str, object]) -> tuple[str, str, str]:
+        """The template set `name`: `name_subject.txt.j2`, `name.txt.j2`, `name.html.j2` (a grouped alert
+        email is "alert_group"; a digest schedule names its own set, checked when routing.yaml loads)."""
+        return self._render((f"{name}_subject.txt.j2", f"{name}.txt.j2", f"{name}.html.j2"), context)
 
 
 def _oneline(value: object) -> str:

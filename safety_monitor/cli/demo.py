@@ -43,7 +43,8 @@ def demo(seed: int, subjects: int, out: Path) -> None:
 
     async def work(app: App) -> None:
         summary = await replay_file(app, trial_file)
-        report = await app.deliver()
+        # Months of trial replayed in seconds: email every waiting group now rather than after its group_wait.
+        report = await app.deliver(ignore_waits=True)
         digest = await build_digest(app.store, app.renderer, kind="weekly", now=app.clock.now())
         (out / "digest.html").write_text(digest.html, encoding="utf-8")
         (out / "digest.txt").write_text(digest.text, encoding="utf-8")
@@ -54,6 +55,8 @@ def demo(seed: int, subjects: int, out: Path) -> None:
             awaiting = await uow.adverse_events.unknown_subject_count()
         click.echo(f"synthetic trial:      {len(trial.lines)} lines, seed {seed}, {trial_file}")
         print_summary(summary, app, report.sent, report.failed)
+        if report.flushed is not None:
+            click.echo(f"held by silences / inhibit rules: {report.flushed.held} (kept, sent once released)")
         click.echo("")
         click.echo("in the database now:")
         click.echo(f"  safety population:  {len(population)} subjects dosed")

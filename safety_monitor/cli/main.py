@@ -20,8 +20,10 @@ from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
 from safety_monitor.cli.grade_labs import grade_labs
-from safety_monitor.ruleset.errors import ConfigInvalid
+from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
+from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
+from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
 from safety_monitor.service.digests import build_digest, send_digest
 from safety_monitor.service.views import incidence_table
 from safety_monitor.settings import SettingsError
@@ -191,18 +193,41 @@ def rules() -> None:
 @rules.command("check")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 def rules_check(directory: Path | None) -> None:
-    """Validate every rule file in DIRECTORY (default: the configured rules); exit 1 on any error."""
-    target = directory or settings_from_env().rules_dir
+    """Validate every rule file in DIRECTORY (default: the configured rules) and its routing.yaml; exit 1 on any
+    error."""
+    settings = settings_from_env()
+    target = directory or settings.rules_dir
+    errors: list[ConfigError] = []
+    ruleset = routing = None
     try:
         ruleset = load_ruleset(target)
     except ConfigInvalid as exc:
-        for error in exc.errors:
+        errors.extend(exc.errors)
+    if (target / ROUTING_FILE).is_file():
+        try:
+            routing = load_routing(target / ROUTING_FILE, settings.templates_dir)
+        except ConfigInvalid as exc:
+            errors.extend(exc.errors)
+    if errors or ruleset is None:
+        for error in errors:
             click.echo(str(error), err=True)
-        click.echo(f"{len(exc.errors)} error(s) in {target}", err=True)
+        click.echo(f"{len(errors)} error(s) in {target}", err=True)
         sys.exit(1)
     click.echo(f"{len(ruleset.rules)} rules OK in {target} (ruleset {ruleset.content_hash[:12]})")
+    if routing is None:
+        click.echo("no routing.yaml: every alert goes to ALERT_RECIPIENTS at once")
+    else:
+        click.echo(
+            f"routing OK: {len(routing.receivers)} receivers, {len(routing.inhibit_rules)} inhibit rules, "
+            f"{len(routing.silences)} silences, {len(routing.digests)} digest schedules"
+        )
 
 
+rules.add_command(rules_test)
+rules.add_command(rules_backtest)
+rules.add_command(rules_reload)
+cli.add_command(grades)
+cli.add_command(sae)
 cli.add_command(boundaries)
 
 

@@ -20,6 +20,7 @@ class ChangeKind(StrEnum):
     ESCALATED = "escalated"  # the grade rose: notify at once, whatever any repeat interval says
     BASIS_REMOVED = "basis_removed"
     REINSTATED = "reinstated"
+    REMINDER = "reminder"  # a deadline is near (the expedited-reporting clock); overdue escalates instead
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,10 @@ class AdverseEvent:
     action_anlotinib: str | None
     action_ici: str | None
     immune_related: str | None  # AEIRAE Y/N/U; None = not yet attributed
+    # Not sent by the site: the worst value-derived CTCAE grade of the term the PT corresponds to, from the
+    # subject's findings between onset and end (domain/derived_grades.py). Kept beside AETOXGR, never over it.
+    derived_grade: int | None = None
+    derived_term: str | None = None  # the CTCAE term graded from values, e.g. "Platelet count decreased"
 
     @property
     def record_key(self) -> tuple[str, str, str]:

@@ -6,7 +6,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from safety_monitor.domain.routing import Routing
+from safety_monitor.service.notifications import ALERTS_MAIL, FlushReport, flush_due
 from safety_monitor.service.ports import Mailer, OutgoingMail, Renderer, UnitOfWorkFactory
+from safety_monitor.service.records import Notice
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,22 @@ class RetryPolicy:
 class DeliveryReport:
     sent: int
     failed: int
+    flushed: FlushReport | None = None  # the groups emailed, held and still waiting in this pass
+
+
+DIGEST_MAIL = "digest"  # outbox kind of a scheduled digest (context: the digest's, plus its template name)
+
+
+def render_notice(renderer: Renderer, notice: Notice) -> tuple[str, str, str]:
+    """(subject, text, html) of one outbox email. A group of one alert reads like a single-alert email."""
+    if notice.kind == ALERTS_MAIL:
+        items = notice.context["notifications"]
+        if len(items) == 1:
+            return renderer.alert_mail(items[0])
+        return renderer.render("alert_group", notice.context)
+    if notice.kind == DIGEST_MAIL:
+        return renderer.render(str(notice.context["template"]), notice.context)
+    return renderer.alert_mail(notice.context)  # one alert change per row (rows written before routing)
 
 
 def message_id(notice_id: str, mail_domain: str) -> str:
@@ -46,14 +65,20 @@ async def deliver_due(
     now: datetime,
     retry: RetryPolicy = RetryPolicy(),
     limit: int = 200,
+    routing: Routing | None = None,
+    ignore_waits: bool = False,
 ) -> DeliveryReport:
-    """Send every notice that is due. Each is marked sent in its own transaction right after the SMTP server
-    accepted it; a crash in between re-sends it with the same Message-ID, which mail clients fold together."""
+    """Email the due notification groups (into the outbox), then send every outbox email that is due.
+
+    Each email is marked sent in its own transaction right after the SMTP server accepted it; a crash in
+    between re-sends it with the same Message-ID, which mail clients fold together. `routing` brings the
+    silences and inhibit rules in force (without it nothing is held back)."""
+    flushed = await flush_due(uow_factory, routing, now, ignore_waits=ignore_waits)
     async with uow_factory() as uow:
         due = await uow.outbox.due(now, limit)
     sent = failed = 0
     for notice in due:
-        subject, text, html = renderer.alert_mail(notice.context)
+        subject, text, html = render_notice(renderer, notice)
         mail = OutgoingMail(message_id(notice.notice_id, mail_domain), sender, notice.recipients, subject, text, html)
         try:
             await mailer.send(mail)
@@ -76,4 +101,4 @@ async def deliver_due(
             await uow.outbox.mark_sent(notice.notice_id, now)
             await uow.commit()
         sent += 1
-    return DeliveryReport(sent, failed)
+    return DeliveryReport(sent, failed, flushed)

@@ -15,9 +15,12 @@ from datetime import datetime
 from safety_monitor.domain.alerts import Alert, AlertChange, on_basis_removed, on_hit
 from safety_monitor.domain.grading import FindingGrader
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
-from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key, evaluate_ae, evaluate_finding
+from safety_monitor.domain.routing import Routing, fallback_routing
+from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key
 from safety_monitor.domain.subjects import Subject, apply_event
+from safety_monitor.service.evaluation import BasisRemoved, evaluate_batch
 from safety_monitor.service.findings import grade_findings
+from safety_monitor.service.notifications import plan_notifications
 from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
 from safety_monitor.service.records import (
     BatchOutcome,
@@ -36,6 +39,10 @@ class PipelineConfig:
     ruleset: Ruleset
     grader: FindingGrader
     alert_recipients: tuple[str, ...]
+    routing: Routing | None = None  # rules/routing.yaml; None: every alert to alert_recipients at once
+
+    def effective_routing(self) -> Routing:
+        return self.routing if self.routing is not None else fallback_routing(self.alert_recipients)
 
 
 def payload_hash(payload: str) -> str:
@@ -46,7 +53,7 @@ def _dead_letter(msg_id: str | None, reason: str, payload: str, origin: str, now
     return DeadLetter(payload_hash(payload), msg_id, reason, origin, payload, now)
 
 
-def alert_notice(change: AlertChange, recipients: tuple[str, ...]) -> Notice:
+def alert_notice(change: AlertChange, recipients: tuple[str, ...], ruleset: Ruleset | None = None) -> Notice:
     """The outbox row for an alert change; its context is what the mail templates may show."""
     alert = change.alert
     context: dict[str, object] = {
@@ -71,6 +78,10 @@ def alert_notice(change: AlertChange, recipients: tuple[str, ...]) -> Notice:
         "ruleset_hash": alert.ruleset_hash,
         "ctcae_version": alert.ctcae_version,
     }
+    rule = ruleset.by_id(alert.rule_id) if ruleset is not None else None
+    if rule is not None:  # the rule's protocol action and its rendered annotations (summary, description, ...)
+        context["recommendation"] = rule.recommendation.value if rule.recommendation else None
+        context["annotations"] = rule.render_annotations({**context, "labels": dict(rule.labels)})
     return Notice(change.notice_id, alert.key, change.kind.value, recipients, context, change.at)
 
 
@@ -129,27 +140,30 @@ async def process_batch(
     outcome.stale = len(stale_ids)
     outcome.applied = len(new) - outcome.stale
 
-    hits: list[RuleHit] = []
-    removals: list[AdverseEvent] = []
-    version = config.grader.ctcae_version
-    for event in applied_aes:
-        event_hits = evaluate_ae(config.ruleset, event, version)
-        hits.extend(event_hits)
-        # Only a follow-up can take away the basis of an alert its earlier version raised.
-        if event.envelope.msg_id in replacing and len(event_hits) < len(config.ruleset.ae_rules):
-            removals.append(event)
     graded = await grade_findings(uow, findings, dose_changed, config.grader)
     await uow.findings.add(graded.new)
     await uow.findings.update_grades(graded.regraded)
     outcome.regraded = len(graded.regraded)
-    for stored in [*graded.new, *graded.regraded]:
-        hits.extend(evaluate_finding(config.ruleset, stored.finding, stored.grades, version))
+    # Every rule kind (AE with derived grades, subject, finding, pattern, cohort, deadline): service/evaluation.py.
+    evaluation = await evaluate_batch(
+        uow,
+        config.ruleset,
+        config.grader.ctcae_version,
+        subject_events=subject_events,
+        applied=applied_aes,
+        replacing=replacing,
+        new_findings=graded.new,
+        regraded=graded.regraded,
+    )
+    hits = evaluation.hits
     await uow.hits.add(hits)
     outcome.hits = len(hits)
 
-    changes = await _update_alerts(uow, config.ruleset, hits, removals, now)
-    notices = [alert_notice(change, config.alert_recipients) for change in changes]
-    await uow.outbox.add(notices)
+    changes = await _update_alerts(uow, config.ruleset, hits, evaluation.ae_removals, now, evaluation.removed)
+    notices = [alert_notice(change, config.alert_recipients, config.ruleset) for change in changes]
+    await plan_notifications(
+        uow, config.effective_routing(), config.ruleset, list(zip(changes, notices, strict=True)), now
+    )
     outcome.notices = len(notices)
     outcome.written_notices = notices
     for change in changes:
@@ -249,11 +263,18 @@ async def _apply_adverse_events(
 
 
 async def _update_alerts(
-    uow: UnitOfWork, ruleset: Ruleset, hits: list[RuleHit], removals: list[AdverseEvent], now: datetime
+    uow: UnitOfWork,
+    ruleset: Ruleset,
+    hits: list[RuleHit],
+    removals: list[AdverseEvent],
+    now: datetime,
+    removed: Sequence[BasisRemoved] = (),
 ) -> list[AlertChange]:
     removal_keys = {(ae_alert_key(rule.id, event), event) for event in removals for rule in ruleset.ae_rules}
     hit_keys = {hit.alert_key for hit in hits}
-    alerts: dict[str, Alert] = await uow.alerts.get(hit_keys | {key for key, _ in removal_keys})
+    alerts: dict[str, Alert] = await uow.alerts.get(
+        hit_keys | {key for key, _ in removal_keys} | {r.alert_key for r in removed}
+    )
     changes: list[AlertChange] = []
     touched: dict[str, Alert] = {}
     # Hits and removals are replayed in the order the AE versions were applied, so v1 -> v2 -> v3 in one batch
@@ -282,6 +303,15 @@ async def _update_alerts(
             if result is not None:
                 alerts[key] = touched[key] = result[0]
                 changes.append(result[1])
+    # Patterns no longer found in the results as they stand (a late result broke them): an update, never a delete.
+    for item in removed:
+        existing = alerts.get(item.alert_key)
+        if existing is None or item.alert_key in hit_keys:
+            continue
+        result = on_basis_removed(existing, item.msg_id, f"{item.reason} (message {item.msg_id})", now)
+        if result is not None:
+            alerts[item.alert_key] = touched[item.alert_key] = result[0]
+            changes.append(result[1])
     await uow.alerts.put(list(touched.values()))
     await uow.alerts.add_changes(changes)
     return changes

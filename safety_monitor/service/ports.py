@@ -7,7 +7,7 @@ is delivered again, which the inbox makes harmless.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -15,11 +15,20 @@ from typing import Protocol, Self
 
 from safety_monitor.domain.alerts import Alert, AlertChange
 from safety_monitor.domain.baselines import TestKey
+from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
+from safety_monitor.service.records import (
+    AlertNotificationState,
+    DeadLetter,
+    InboxEntry,
+    Notice,
+    Notification,
+    NotificationGroup,
+    StoredFinding,
+)
 
 SubjectKey = tuple[str, str]
 AeKey = tuple[str, str, str]
@@ -54,8 +63,21 @@ class AdverseEventRepository(Protocol):
         """Keep every version ever received (history); the current table holds the highest version."""
         ...
 
-    async def facts(self) -> list[AeFact]: ...
+    async def facts(self, pts: Collection[str] | None = None) -> list[AeFact]:
+        """Incidence facts of every current AE, or only of AEs whose PT (case-folded) is in `pts`."""
+        ...
+
     async def unknown_subject_count(self) -> int: ...
+
+    async def for_subjects(
+        self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
+    ) -> list[AdverseEvent]:
+        """Current AE records of these subjects (only those whose case-folded PT is in `pts`, when given)."""
+        ...
+
+    async def with_derived_grade(self) -> list[AdverseEvent]:
+        """Current AE records that carry a value-derived grade (to show where it disagrees with AETOXGR)."""
+        ...
 
 
 class FindingRepository(Protocol):
@@ -100,6 +122,60 @@ class OutboxRepository(Protocol):
     async def mark_sent(self, notice_id: str, at: datetime) -> None: ...
     async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None: ...
     async def counts(self) -> dict[str, int]: ...
+
+
+class NotificationRepository(Protocol):
+    """Routed notifications waiting in their groups, the groups, and the notification log (per receiver and
+    alert: what was last sent and when). The log drives dedupe and repeats, so a restart neither re-sends nor
+    forgets. Every write is idempotent or conditional, so a retried or concurrent flush cannot send twice."""
+
+    async def put_groups(self, groups: Sequence[NotificationGroup]) -> None:
+        """Create groups, or refresh their route, addresses and timing (never their last email time)."""
+        ...
+
+    async def add(self, notifications: Sequence[Notification]) -> None:
+        """Insert; a notification id already present is left as it is (a redelivered batch, a re-run job)."""
+        ...
+
+    async def track(self, states: Sequence[AlertNotificationState]) -> None:
+        """Record each alert's latest status, grade, labels and group per receiver; keeps what was sent."""
+        ...
+
+    async def pending(self) -> list[Notification]: ...
+    async def groups(self, group_ids: Iterable[str]) -> dict[str, NotificationGroup]: ...
+    async def log(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AlertNotificationState]: ...
+
+    async def open_alerts(self) -> list[AlertNotificationState]:
+        """Log entries of alerts that are open (for repeats and as inhibition sources)."""
+        ...
+
+    async def mark_mailed(self, notification_ids: Sequence[str], mail_id: str, at: datetime) -> int:
+        """Move still-pending notifications into email `mail_id`; returns how many were still pending."""
+        ...
+
+    async def hold(self, notification_id: str, reason: str) -> None: ...
+    async def drop(self, notification_id: str, reason: str, at: datetime) -> None: ...
+
+    async def record_email(self, group_id: str, keys: Sequence[tuple[str, str]], mail_id: str, at: datetime) -> None:
+        """The group was emailed at `at`; each (receiver, alert key) in it was notified by `mail_id`."""
+        ...
+
+    async def list(self, limit: int = 1000) -> list[Notification]:
+        """Every notification, newest last (for tests, health and audits)."""
+        ...
+
+
+class SaeClockRepository(Protocol):
+    """Expedited-reporting clocks, one per (deadline rule, case); closed clocks are kept."""
+
+    async def get(self, keys: Iterable[tuple[str, ClockKey]]) -> dict[tuple[str, ClockKey], SaeClock]: ...
+    async def put(self, clocks: Sequence[SaeClock]) -> None: ...
+
+    async def open(self) -> list[SaeClock]:
+        """Every clock not yet closed (the deadline job walks these)."""
+        ...
+
+    async def for_case(self, key: ClockKey) -> list[SaeClock]: ...
 
 
 class DigestLog(Protocol):
@@ -167,6 +243,12 @@ class UnitOfWork(Protocol):
     @property
     def leases(self) -> LeaseRepository: ...
 
+    @property
+    def sae_clocks(self) -> SaeClockRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -206,3 +288,7 @@ class Renderer(Protocol):
         ...
 
     def digest(self, context: Mapping[str, object]) -> tuple[str, str, str]: ...
+
+    def render(self, name: str, context: Mapping[str, object]) -> tuple[str, str, str]:
+        """(subject, text, html) from the template set `name` (`name_subject.txt.j2`, `.txt.j2`, `.html.j2`)."""
+        ...

@@ -8,6 +8,7 @@ from typing import Any
 
 from safety_monitor.domain.grading import GradeResult
 from safety_monitor.domain.messages import Finding, SiteMessage
+from safety_monitor.domain.routing import Timing
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,55 @@ class Notice:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One alert change (or reminder) for one receiver, waiting in its group until the group is emailed.
+
+    `state`: "pending" (waiting, or held by a silence / inhibition: `held_by` says why), "mailed" (in the
+    outbox email `mail_id`), "dropped" (closed unsent: held until the alert's basis was removed).
+    """
+
+    notification_id: str
+    receiver: str
+    group_id: str
+    alert_key: str
+    kind: str  # raised, escalated, basis_removed, reinstated, repeat
+    urgent: bool  # an escalation: its group is emailed at once, whatever the waits and intervals say
+    context: dict[str, Any]
+    created_at: datetime
+    state: str = "pending"
+    mail_id: str | None = None
+    held_by: str | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationGroup:
+    """A receiver's group of one route (by its group_by labels): its timing, addresses and last email."""
+
+    group_id: str
+    receiver: str
+    route_id: str
+    group_labels: tuple[tuple[str, str], ...]
+    recipients: tuple[str, ...]
+    timing: Timing
+    last_flush_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertNotificationState:
+    """The notification log: what one receiver was last told about one alert, and the alert's state now."""
+
+    receiver: str
+    alert_key: str
+    group_id: str
+    labels: dict[str, str]
+    status: str  # the alert's status (open, basis_removed) as of its latest change
+    grade: int
+    last_notified_at: datetime | None = None
+    last_mail_id: str | None = None
 
 
 @dataclass(slots=True)

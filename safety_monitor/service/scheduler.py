@@ -119,7 +119,8 @@ def outbox_delivery_job(
             if report.sent == 0:
                 return {"sent": total_sent, "failed": total_failed}
 
-    return ScheduledJob("outbox-delivery", every, run, lease=max(every * 30, timedelta(minutes=1)))
+    # A worker that dies mid-pass blocks delivery until its lease runs out: short, but longer than a normal pass.
+    return ScheduledJob("outbox-delivery", every, run, lease=max(every * 5, timedelta(seconds=15)))
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import shutil
 from collections import defaultdict
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -61,6 +63,7 @@ def oracle(lines: tuple[str, ...], malformed: set[int], conflict_msg_id: str) ->
             alerts["hemoptysis"].add(key)
         if pt in PNEUMONITIS and grade >= 2 and message.get("AEIRAE") in ("Y", None):
             alerts["pneumonitis-grade-2"].add(key)
+    critical = alerts["hemoptysis"] | alerts["pneumonitis-grade-2"]
     worst: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for (subject, _spid), message in current.items():
         if subject in dosed:
@@ -70,18 +73,26 @@ def oracle(lines: tuple[str, ...], malformed: set[int], conflict_msg_id: str) ->
     for (soc, pt), grades in worst.items():
         incidence[(soc, pt, "any")] = (len(grades), len(dosed))
         incidence[(soc, pt, ">=3")] = (sum(1 for g in grades.values() if g >= 3), len(dosed))
+    # routing.yaml's inhibit rule: an open grade 5 alert holds the subject's lesser (high) alerts.
+    fatal = {subject for (subject, _), m in current.items() if int(m["AETOXGR"]) == 5 and (subject, _) in critical}
     return {
         "alerts": {rule: len(keys) for rule, keys in alerts.items()},
         "incidence": incidence,
         "dosed": len(dosed),
+        "inhibited": sum(1 for subject, _ in alerts["hypertension-grade-3"] if subject in fatal),
     }
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def demo_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
+    # The oracle counts the skeleton's three rules; routing stays the shipped one.
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "tests" / "data" / "skeleton_rules", rules)
+    for routing in (ROOT / "rules").glob("routing.y*ml"):
+        shutil.copy(routing, rules / routing.name)
     env = {
-        "SAFETY_MONITOR_RULES_DIR": str(ROOT / "rules"),
+        "SAFETY_MONITOR_RULES_DIR": str(rules),
         "SAFETY_MONITOR_TEMPLATES_DIR": str(ROOT / "templates"),
         "MAIL_BACKEND": "capture",
     }
@@ -121,11 +132,26 @@ def test_demo_matches_an_independent_count_and_is_idempotent(demo_env: Path) -> 
 
     mails = sorted((demo_env / "var" / "mail").glob("*.eml"))
     parsed = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in mails]
-    subjects = [str(m["Subject"]) for m in parsed]
-    assert len(mails) == sum(expected["alerts"].values()) + 1  # one more: the haemoptysis escalation
-    escalated = [s for s in subjects if s.startswith("[ESCALATED]")]
+    # Routed by rules/routing.yaml: medical monitors hear every alert (grouped per subject), the DSMB the
+    # critical ones (grouped per rule), each alert change exactly once per receiver.
+    carried: dict[str, list[str]] = defaultdict(list)  # receiver address -> alert ids in its mails
+    for mail in parsed:
+        ids = re.findall(r"Alert id: (\S+)", mail.get_body(("plain",)).get_content())
+        for address in str(mail["To"]).split(", "):
+            carried[address].extend(ids)
+    alerts = sum(expected["alerts"].values())
+    monitors = carried["medical-monitor@example.org"]
+    held = expected["inhibited"]
+    assert f"held by silences / inhibit rules: {held}" in first
+    assert len(set(monitors)) == alerts - held and len(monitors) == alerts - held + 1  # + the escalation
+    critical = expected["alerts"]["hemoptysis"] + expected["alerts"]["pneumonitis-grade-2"]
+    dsmb = carried["dsmb@example.org"]
+    assert len(set(dsmb)) == critical and len(dsmb) == critical + 1
+    assert not any(key.startswith("hypertension") for key in dsmb)
+    to_monitors = [str(m["Subject"]).strip() for m in parsed if "medical-monitor@example.org" in str(m["To"])]
+    escalated = [s for s in to_monitors if s.startswith("[ESCALATED]")]
     assert len(escalated) == 1 and manifest.grade_raise[0] in escalated[0]
-    assert any(manifest.unknown_subject_id in s for s in subjects)  # alerted although not enrolled
+    assert any(manifest.unknown_subject_id in s for s in to_monitors)  # alerted although not enrolled
 
     table = invoke("incidence", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(table)))

@@ -15,11 +15,11 @@ from tests.factories import ae, enrolled_and_dosed, subject_id, vs
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules_without_routing: Path) -> Path:
     monkeypatch.chdir(tmp_path)
     for name in ("DATABASE_URL", "DATABASE_SCHEMA", "MAIL_BACKEND", "DIGEST_RECIPIENTS"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SAFETY_MONITOR_RULES_DIR", str(ROOT / "rules"))
+    monkeypatch.setenv("SAFETY_MONITOR_RULES_DIR", str(rules_without_routing))  # routing: tests of its own
     monkeypatch.setenv("SAFETY_MONITOR_TEMPLATES_DIR", str(ROOT / "templates"))
     monkeypatch.setenv("ALERT_RECIPIENTS", "dsmb@example.org")
     return tmp_path

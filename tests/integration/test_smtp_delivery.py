@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -19,11 +20,12 @@ pytestmark = pytest.mark.smtp
 PAYLOAD = "<script>alert('x')</script> bleeding gums"
 
 
-def settings_for(server: SmtpServer, database: Database) -> Settings:
+def settings_for(server: SmtpServer, database: Database, rules_dir: Path) -> Settings:
+    """Mail delivery itself: rules without routing.yaml, so every alert goes to ALERT_RECIPIENTS at once."""
     return Settings.from_env(
         {},
         database_url=database.url,
-        rules_dir=ROOT / "rules",
+        rules_dir=rules_dir,
         templates_dir=ROOT / "templates",
         mail_backend="smtp",
         smtp_host=server.host,
@@ -35,9 +37,9 @@ def settings_for(server: SmtpServer, database: Database) -> Settings:
 
 
 async def test_alert_mail_arrives_multipart_escaped_with_a_stable_message_id(
-    smtp_server: SmtpServer, database: Database, clock: FixedClock
+    smtp_server: SmtpServer, database: Database, clock: FixedClock, rules_without_routing: Path
 ) -> None:
-    app = bootstrap(settings_for(smtp_server, database), store=database.store, clock=clock)
+    app = bootstrap(settings_for(smtp_server, database, rules_without_routing), store=database.store, clock=clock)
     message = ae(subject_id(7), "AE-1", "Haemoptysis", 3, AETERM=PAYLOAD)
     await handle_batch(app.store, inbound(message), app.pipeline, clock)
 
@@ -62,9 +64,9 @@ async def test_alert_mail_arrives_multipart_escaped_with_a_stable_message_id(
 
 
 async def test_a_refused_send_is_retried_with_backoff_and_keeps_its_message_id(
-    smtp_server: SmtpServer, database: Database, clock: FixedClock
+    smtp_server: SmtpServer, database: Database, clock: FixedClock, rules_without_routing: Path
 ) -> None:
-    app = bootstrap(settings_for(smtp_server, database), store=database.store, clock=clock)
+    app = bootstrap(settings_for(smtp_server, database, rules_without_routing), store=database.store, clock=clock)
     await handle_batch(app.store, inbound(ae(subject_id(8), "AE-1", "Haemoptysis", 2)), app.pipeline, clock)
     smtp_server.inbox.fail_next = 1
 
@@ -82,11 +84,13 @@ async def test_a_refused_send_is_retried_with_backoff_and_keeps_its_message_id(
         assert await uow.outbox.counts() == {"sent": 1, "pending": 0, "failed": 0}
 
 
-async def test_an_unreachable_server_keeps_the_notice_pending(database: Database, clock: FixedClock) -> None:
+async def test_an_unreachable_server_keeps_the_notice_pending(
+    database: Database, clock: FixedClock, rules_without_routing: Path
+) -> None:
     from tests.conftest import free_port
 
     dead = SmtpServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
-    settings = replace(settings_for(dead, database), smtp_timeout=2.0)
+    settings = replace(settings_for(dead, database, rules_without_routing), smtp_timeout=2.0)
     app = bootstrap(settings, store=database.store, clock=clock)
     await handle_batch(app.store, inbound(ae(subject_id(9), "AE-1", "Haemoptysis", 2)), app.pipeline, clock)
     report = await app.deliver()

@@ -2,19 +2,51 @@
 
 import re
 
+import pytest
 import yaml
+from click.testing import CliRunner
 
+from safety_monitor.cli.main import cli
 from tests.conftest import ROOT
 
-READ_BY_CODE = set(re.findall(r'"([A-Z][A-Z_]+)"', (ROOT / "safety_monitor" / "settings.py").read_text()))
+READ_BY_CODE = set(
+    re.findall(r'"([A-Z][A-Z_]+)"', (ROOT / "safety_monitor" / "settings.py").read_text())
+    + re.findall(r'"([A-Z][A-Z_]+)"', (ROOT / "streams" / "topics.py").read_text())
+)
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+PROJECT_SERVICES = ("monitor", "worker", "web", "topics", "publish")
 
 
 def test_every_variable_compose_sets_is_read_by_the_code() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    monitor = compose["services"]["monitor"]
-    assert monitor["build"] == "."
-    assert monitor["command"][0] == "safety-monitor"
-    assert set(monitor["environment"]) <= READ_BY_CODE, set(monitor["environment"]) - READ_BY_CODE
+    for name in PROJECT_SERVICES:
+        service = COMPOSE["services"][name]
+        assert set(service["environment"]) <= READ_BY_CODE, (name, set(service["environment"]) - READ_BY_CODE)
+
+
+@pytest.mark.parametrize("name", PROJECT_SERVICES)
+def test_project_services_are_built_here_and_run_real_commands(name: str) -> None:
+    service = COMPOSE["services"][name]
+    assert service["build"] == "."
+    argv = [*service.get("entrypoint", []), *service.get("command", [])]
+    assert argv[0] == "safety-monitor"
+    args = argv[1:]
+    if name == "publish":
+        args = [*args, "--help"]
+    result = CliRunner().invoke(cli, [*[a for a in args if not a.startswith("/")], "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_kafka_postgres_and_mail_are_there_with_health_checks() -> None:
+    services = COMPOSE["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, one node
+    assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert "1080" in services["mail"]["ports"][0]
+    for name in ("kafka", "postgres", "worker", "web"):
+        assert "healthcheck" in services[name], name
+    assert "/health/" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert services["worker"]["environment"]["WORKER_WEB_HOST"] == "127.0.0.1"
 
 
 def test_the_wheel_bundles_rules_and_templates() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -135,6 +136,10 @@ adverse_event = Table(
     Column("aespid", String(64), primary_key=True),
     Column("msg_id", String(128), nullable=False),
     *(Column(name, type_) for name, type_ in _AE_COLUMNS),
+    # Derived, not sent: the worst value-derived CTCAE grade of the PT's term in the AE's span (issue 3), kept
+    # beside the investigator's AETOXGR so a disagreement is visible (`safety-monitor grades disagreements`).
+    Column("derived_grade", Integer),
+    Column("derived_term", String(200)),
 )
 
 adverse_event_version = Table(
@@ -271,4 +276,68 @@ job_lease = Table(
     Column("holder", String(200), nullable=False),
     _ts("held_until"),
     _ts("done_at", nullable=True),
+)
+
+# Routing (DESIGN.md section 6): notifications wait in their receiver's group until the group is emailed (an
+# outbox row); the log keeps, per receiver and alert, what was last sent, so repeats and dedupe survive restarts.
+notification = Table(
+    "notification",
+    metadata,
+    Column("notification_id", String(32), primary_key=True),
+    Column("receiver", String(200), nullable=False),
+    Column("group_id", String(32), nullable=False, index=True),
+    Column("alert_key", String(600), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("context", JSON, nullable=False),
+    _ts("created_at"),
+    Column("state", String(16), nullable=False, index=True),  # pending, mailed, dropped
+    Column("mail_id", String(32)),  # the outbox email that carried it
+    Column("held_by", Text),  # the silence or inhibition holding it back (kept as history)
+    _ts("decided_at", nullable=True),
+)
+
+notification_group = Table(
+    "notification_group",
+    metadata,
+    Column("group_id", String(32), primary_key=True),
+    Column("receiver", String(200), nullable=False),
+    Column("route_id", String(300), nullable=False),
+    Column("group_labels", JSON, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("group_wait_s", Integer, nullable=False),
+    Column("group_interval_s", Integer, nullable=False),
+    Column("repeat_interval_s", Integer),  # null: never repeated
+    _ts("last_flush_at", nullable=True),
+)
+
+notification_log = Table(
+    "notification_log",
+    metadata,
+    Column("receiver", String(200), primary_key=True),
+    Column("alert_key", String(600), primary_key=True),
+    Column("group_id", String(32), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("grade", Integer, nullable=False),
+    _ts("last_notified_at", nullable=True),
+    Column("last_mail_id", String(32)),
+)
+
+# The expedited-reporting clock of each potential SUSAR (one per deadline rule and case); closed clocks stay.
+sae_clock = Table(
+    "sae_clock",
+    metadata,
+    Column("rule_id", String(128), primary_key=True),
+    Column("study_id", String(64), primary_key=True),
+    Column("subject_id", String(64), primary_key=True),
+    Column("aespid", String(64), primary_key=True),
+    _ts("started_at"),  # day 0: receipt of the first serious, suspected-related report
+    Column("start_msg_id", String(128), nullable=False),
+    _ts("short_known_at", nullable=True),  # receipt of the first fatal / life-threatening version
+    Column("reminders_sent", Integer, nullable=False),
+    Column("overdue_sent", Boolean, nullable=False),
+    _ts("closed_at", nullable=True),
+    Column("closed_reason", Text),
+    Index("ix_sae_clock_open", "closed_at"),
 )

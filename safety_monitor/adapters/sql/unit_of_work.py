@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus, ChangeKind
 from safety_monitor.domain.baselines import TestKey
+from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Envelope, Finding, MessageType, SubjectEvent
+from safety_monitor.domain.routing import Timing
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
 from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
-from safety_monitor.service.records import DeadLetter, InboxEntry, Notice, StoredFinding
+from safety_monitor.service.records import (
+    AlertNotificationState,
+    DeadLetter,
+    InboxEntry,
+    Notice,
+    Notification,
+    NotificationGroup,
+    StoredFinding,
+)
 
 _CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter limit
 
@@ -273,7 +283,13 @@ def _ae(row: Any) -> AdverseEvent:
         action_anlotinib=row.aeacn_anlotinib,
         action_ici=row.aeacn_ici,
         immune_related=row.aeirae,
+        derived_grade=row._mapping.get("derived_grade"),
+        derived_term=row._mapping.get("derived_term"),
     )
+
+
+def _current_ae_row(event: AdverseEvent) -> dict[str, Any]:
+    return _ae_row(event) | {"derived_grade": event.derived_grade, "derived_term": event.derived_term}
 
 
 class _AdverseEvents(_Sql):
@@ -282,17 +298,40 @@ class _AdverseEvents(_Sql):
         return {(row.study_id, row.subject_id, row.aespid): _ae(row) for row in rows}
 
     async def put_current(self, events: Sequence[AdverseEvent]) -> None:
-        await self._upsert(t.adverse_event, [_ae_row(e) for e in events], ["study_id", "subject_id", "aespid"])
+        # One row per record per statement (PostgreSQL refuses an upsert touching a row twice): the last wins.
+        rows = {e.record_key: _current_ae_row(e) for e in events}
+        await self._upsert(t.adverse_event, list(rows.values()), ["study_id", "subject_id", "aespid"])
 
     async def add_versions(self, events: Sequence[AdverseEvent]) -> None:
         await self._insert_ignore(t.adverse_event_version, [_ae_row(e) for e in events], ["msg_id"])
 
-    async def facts(self) -> list[AeFact]:
+    async def facts(self, pts: Collection[str] | None = None) -> list[AeFact]:
         c = t.adverse_event.c
-        result = await self.conn.execute(select(c.study_id, c.subject_id, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc))
+        query = select(c.study_id, c.subject_id, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc)
+        if pts is not None:
+            query = query.where(func.lower(c.aedecod).in_(sorted({p.casefold() for p in pts})))
+        result = await self.conn.execute(query)
         return [
             AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, _parse(r.aestdtc)) for r in result
         ]
+
+    async def for_subjects(
+        self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
+    ) -> list[AdverseEvent]:
+        c = t.adverse_event.c
+        wanted = sorted({p.casefold() for p in pts}) if pts is not None else None
+        found: list[AdverseEvent] = []
+        for chunk in _chunks(sorted(set(subjects))):
+            query = select(t.adverse_event).where(tuple_(c.study_id, c.subject_id).in_(chunk))
+            if wanted is not None:
+                query = query.where(func.lower(c.aedecod).in_(wanted))
+            found.extend(_ae(row) for row in await self.conn.execute(query))
+        return found
+
+    async def with_derived_grade(self) -> list[AdverseEvent]:
+        c = t.adverse_event.c
+        query = select(t.adverse_event).where(c.derived_grade.is_not(None)).order_by(c.study_id, c.subject_id, c.aespid)
+        return [_ae(row) for row in await self.conn.execute(query)]
 
     async def unknown_subject_count(self) -> int:
         ae, subject = t.adverse_event.c, t.subject.c
@@ -669,6 +708,262 @@ class _Leases(_Sql):
         return [LeaseState(r.job, r.slot, r.holder, r.held_until, r.done_at) for r in result]
 
 
+def _seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
+
+
+def _notification(row: Any) -> Notification:
+    return Notification(
+        notification_id=row.notification_id,
+        receiver=row.receiver,
+        group_id=row.group_id,
+        alert_key=row.alert_key,
+        kind=row.kind,
+        urgent=bool(row.urgent),
+        context=dict(row.context),
+        created_at=row.created_at,
+        state=row.state,
+        mail_id=row.mail_id,
+        held_by=row.held_by,
+        decided_at=row.decided_at,
+    )
+
+
+def _group(row: Any) -> NotificationGroup:
+    repeat = row.repeat_interval_s
+    return NotificationGroup(
+        group_id=row.group_id,
+        receiver=row.receiver,
+        route_id=row.route_id,
+        group_labels=tuple((str(k), str(v)) for k, v in row.group_labels),
+        recipients=tuple(row.recipients),
+        timing=Timing(
+            timedelta(seconds=row.group_wait_s),
+            timedelta(seconds=row.group_interval_s),
+            None if repeat is None else timedelta(seconds=repeat),
+        ),
+        last_flush_at=row.last_flush_at,
+    )
+
+
+def _log_entry(row: Any) -> AlertNotificationState:
+    return AlertNotificationState(
+        receiver=row.receiver,
+        alert_key=row.alert_key,
+        group_id=row.group_id,
+        labels=dict(row.labels),
+        status=row.status,
+        grade=row.grade,
+        last_notified_at=row.last_notified_at,
+        last_mail_id=row.last_mail_id,
+    )
+
+
+class _Notifications(_Sql):
+    async def put_groups(self, groups: Sequence[NotificationGroup]) -> None:
+        rows = [
+            {
+                "group_id": g.group_id,
+                "receiver": g.receiver,
+                "route_id": g.route_id,
+                "group_labels": [list(pair) for pair in g.group_labels],
+                "recipients": list(g.recipients),
+                "group_wait_s": _seconds(g.timing.group_wait),
+                "group_interval_s": _seconds(g.timing.group_interval),
+                "repeat_interval_s": _seconds(g.timing.repeat_interval),
+                "last_flush_at": None,
+            }
+            for g in {g.group_id: g for g in groups}.values()
+        ]
+        if not rows:
+            return
+        statement = self._insert(t.notification_group)
+        keep = {"group_id", "last_flush_at"}  # the time of the last email is the flush's, never the pipeline's
+        changing = {c.name: statement.excluded[c.name] for c in t.notification_group.columns if c.name not in keep}
+        await self.conn.execute(statement.on_conflict_do_update(index_elements=["group_id"], set_=changing), rows)
+
+    async def add(self, notifications: Sequence[Notification]) -> None:
+        rows = [
+            {
+                "notification_id": n.notification_id,
+                "receiver": n.receiver,
+                "group_id": n.group_id,
+                "alert_key": n.alert_key,
+                "kind": n.kind,
+                "urgent": n.urgent,
+                "context": n.context,
+                "created_at": n.created_at,
+                "state": n.state,
+                "mail_id": n.mail_id,
+                "held_by": n.held_by,
+                "decided_at": n.decided_at,
+            }
+            for n in notifications
+        ]
+        await self._insert_ignore(t.notification, rows, ["notification_id"])
+
+    async def track(self, states: Sequence[AlertNotificationState]) -> None:
+        unique = {(s.receiver, s.alert_key): s for s in states}
+        rows = [
+            {
+                "receiver": s.receiver,
+                "alert_key": s.alert_key,
+                "group_id": s.group_id,
+                "labels": s.labels,
+                "status": s.status,
+                "grade": s.grade,
+                "last_notified_at": None,
+                "last_mail_id": None,
+            }
+            for s in unique.values()
+        ]
+        if not rows:
+            return
+        statement = self._insert(t.notification_log)
+        changing = {name: statement.excluded[name] for name in ("group_id", "labels", "status", "grade")}
+        await self.conn.execute(
+            statement.on_conflict_do_update(index_elements=["receiver", "alert_key"], set_=changing), rows
+        )
+
+    async def pending(self) -> list[Notification]:
+        c = t.notification.c
+        query = select(t.notification).where(c.state == "pending").order_by(c.created_at, c.notification_id)
+        return [_notification(row) for row in await self.conn.execute(query)]
+
+    async def groups(self, group_ids: Iterable[str]) -> dict[str, NotificationGroup]:
+        found: dict[str, NotificationGroup] = {}
+        for chunk in _chunks(sorted(set(group_ids))):
+            result = await self.conn.execute(
+                select(t.notification_group).where(t.notification_group.c.group_id.in_(chunk))
+            )
+            found.update({row.group_id: _group(row) for row in result})
+        return found
+
+    async def log(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AlertNotificationState]:
+        wanted = set(keys)
+        found: dict[tuple[str, str], AlertNotificationState] = {}
+        c = t.notification_log.c
+        for chunk in _chunks(sorted({key for _, key in wanted})):
+            for row in await self.conn.execute(select(t.notification_log).where(c.alert_key.in_(chunk))):
+                if (row.receiver, row.alert_key) in wanted:
+                    found[(row.receiver, row.alert_key)] = _log_entry(row)
+        return found
+
+    async def open_alerts(self) -> list[AlertNotificationState]:
+        c = t.notification_log.c
+        query = select(t.notification_log).where(c.status == "open").order_by(c.receiver, c.alert_key)
+        return [_log_entry(row) for row in await self.conn.execute(query)]
+
+    async def mark_mailed(self, notification_ids: Sequence[str], mail_id: str, at: datetime) -> int:
+        c = t.notification.c
+        count = 0
+        for chunk in _chunks(list(notification_ids)):
+            # Conditional: a concurrent flush that took these first leaves nothing to take (PostgreSQL re-checks
+            # the WHERE clause after waiting for its lock), and the caller then rolls back.
+            result = await self.conn.execute(
+                update(t.notification)
+                .where(c.notification_id.in_(chunk), c.state == "pending")
+                .values(state="mailed", mail_id=mail_id, decided_at=at)
+            )
+            count += int(result.rowcount)
+        return count
+
+    async def hold(self, notification_id: str, reason: str) -> None:
+        c = t.notification.c
+        await self.conn.execute(
+            update(t.notification)
+            .where(c.notification_id == notification_id, c.state == "pending")
+            .values(held_by=reason)
+        )
+
+    async def drop(self, notification_id: str, reason: str, at: datetime) -> None:
+        c = t.notification.c
+        await self.conn.execute(
+            update(t.notification)
+            .where(c.notification_id == notification_id, c.state == "pending")
+            .values(state="dropped", held_by=reason, decided_at=at)
+        )
+
+    async def record_email(self, group_id: str, keys: Sequence[tuple[str, str]], mail_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            update(t.notification_group).where(t.notification_group.c.group_id == group_id).values(last_flush_at=at)
+        )
+        c = t.notification_log.c
+        for receiver, alert_key in sorted(set(keys)):
+            await self.conn.execute(
+                update(t.notification_log)
+                .where(c.receiver == receiver, c.alert_key == alert_key)
+                .values(last_notified_at=at, last_mail_id=mail_id)
+            )
+
+    async def list(self, limit: int = 1000) -> list[Notification]:
+        c = t.notification.c
+        query = select(t.notification).order_by(c.created_at, c.notification_id).limit(limit)
+        return [_notification(row) for row in await self.conn.execute(query)]
+
+
+def _clock(row: Any) -> SaeClock:
+    return SaeClock(
+        study_id=row.study_id,
+        subject_id=row.subject_id,
+        ae_spid=row.aespid,
+        rule_id=row.rule_id,
+        started_at=row.started_at,
+        start_msg_id=row.start_msg_id,
+        short_known_at=row.short_known_at,
+        reminders_sent=row.reminders_sent,
+        overdue_sent=bool(row.overdue_sent),
+        closed_at=row.closed_at,
+        closed_reason=row.closed_reason,
+    )
+
+
+class _SaeClocks(_Sql):
+    async def get(self, keys: Iterable[tuple[str, ClockKey]]) -> dict[tuple[str, ClockKey], SaeClock]:
+        c = t.sae_clock.c
+        found: dict[tuple[str, ClockKey], SaeClock] = {}
+        flat = sorted({(rule_id, *case) for rule_id, case in keys})
+        for chunk in _chunks(flat):
+            query = select(t.sae_clock).where(tuple_(c.rule_id, c.study_id, c.subject_id, c.aespid).in_(chunk))
+            for row in await self.conn.execute(query):
+                clock = _clock(row)
+                found[(clock.rule_id, clock.key)] = clock
+        return found
+
+    async def put(self, clocks: Sequence[SaeClock]) -> None:
+        rows = [
+            {
+                "rule_id": k.rule_id,
+                "study_id": k.study_id,
+                "subject_id": k.subject_id,
+                "aespid": k.ae_spid,
+                "started_at": k.started_at,
+                "start_msg_id": k.start_msg_id,
+                "short_known_at": k.short_known_at,
+                "reminders_sent": k.reminders_sent,
+                "overdue_sent": k.overdue_sent,
+                "closed_at": k.closed_at,
+                "closed_reason": k.closed_reason,
+            }
+            for k in clocks
+        ]
+        await self._upsert(t.sae_clock, rows, ["rule_id", "study_id", "subject_id", "aespid"])
+
+    async def open(self) -> list[SaeClock]:
+        c = t.sae_clock.c
+        query = select(t.sae_clock).where(c.closed_at.is_(None)).order_by(c.started_at, c.rule_id, c.aespid)
+        return [_clock(row) for row in await self.conn.execute(query)]
+
+    async def for_case(self, key: ClockKey) -> list[SaeClock]:
+        c = t.sae_clock.c
+        query = (
+            select(t.sae_clock)
+            .where(c.study_id == key[0], c.subject_id == key[1], c.aespid == key[2])
+            .order_by(c.rule_id)
+        )
+        return [_clock(row) for row in await self.conn.execute(query)]
+
+
 class SqlUnitOfWork:
     """One database transaction. Without `commit()` the block rolls back, whatever happened inside it."""
 
@@ -685,6 +980,8 @@ class SqlUnitOfWork:
         self.outbox = _Outbox(self)
         self.digests = _Digests(self)
         self.leases = _Leases(self)
+        self.notifications = _Notifications(self)
+        self.sae_clocks = _SaeClocks(self)
 
     @property
     def connection(self) -> AsyncConnection:

@@ -1,0 +1,280 @@
+"""Benchmark for the Kafka runtime: worker end to end vs a naive Faust Table agent vs raw aiokafka; latency at 1k/s.
+
+All three read the same pre-filled inbound topics (own consumer groups). Needs KAFKA_BOOTSTRAP_SERVERS (`make
+bench-kafka` starts a broker) and PostgreSQL. Latency: alert-raising SYSBP readings mixed into a steady 1,000 msg/s
+stream; publish time -> the alert record on the alerts topic (published right after the database commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.synthetic_trial import generate_load
+from streams.topics import KafkaSettings, create_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def keyed(line: str, kafka: KafkaSettings) -> tuple[str, bytes, bytes]:
+    doc = json.loads(line)
+    return kafka.topics.for_msg_type(doc["msg_type"]), f"{doc['STUDYID']}:{doc['USUBJID']}".encode(), line.encode()
+
+
+async def produce(bootstrap: str, items: list[tuple[str, bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in items]
+        await producer.flush()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consumer(bootstrap: str, topics: tuple[str, ...], expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=10_000,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and batch:
+                started = time.perf_counter()
+            seen += sum(len(records) for records in batch.values())
+        await consumer.commit()
+        return time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+
+
+NAIVE_AGENT = """
+import sys, time, faust
+bootstrap, topics, expected, app_id = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+app = faust.App(app_id, broker="kafka://" + bootstrap, store="memory://", topic_partitions=4, web_enabled=False,
+                consumer_auto_offset_reset="earliest", broker_session_timeout=6, broker_heartbeat_interval=1,
+                topic_disable_leader=True)
+source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+counts = app.Table("per_subject", default=int, partitions=4)
+state = {"seen": 0, "started": None}
+
+@app.agent(source)
+async def naive(stream):
+    async for key, value in stream.items():
+        if state["started"] is None:
+            state["started"] = time.perf_counter()
+        counts[key] += 1          # one Table write (and changelog record) per event
+        state["seen"] += 1
+        if state["seen"] == expected:
+            print(f"RESULT {expected / (time.perf_counter() - state['started']):.1f}", flush=True)
+            await app.stop()
+
+faust.Worker(app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+"""
+
+
+def naive_faust(bootstrap: str, topics: tuple[str, ...], expected: int) -> float:
+    """Events/s of a Faust agent updating a Table per event (a changelog topic is created by Faust for it)."""
+    app_id = f"bench-naive-{uuid.uuid4().hex[:6]}"
+    process = subprocess.Popen(
+        ["timeout", "-k", "5", "600", sys.executable, "-c", NAIVE_AGENT, bootstrap, ",".join(topics), str(expected),
+         app_id],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:  # the agent prints its rate; stopping Faust from inside an agent hangs
+            if line.startswith("RESULT "):
+                return float(line.split()[1])
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+    raise SystemExit("naive agent failed")
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = int(env["WORKER_WEB_PORT"])
+        self.log = log.open("wb")
+        self.process = subprocess.Popen(
+            ["timeout", "-k", "5", "1200", str(BIN / "safety-monitor"), "worker", "--loglevel", "warning"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/", timeout=2) as response:
+                return dict(json.load(response))
+        except OSError:
+            return None
+
+    async def ready(self) -> None:
+        for _ in range(600):
+            report = self.health()
+            if report and report["consumer"]["lag"]:
+                return
+            if self.process.poll() is not None:
+                raise SystemExit(f"worker exited; see {self.log.name}")
+            await asyncio.sleep(0.1)
+        raise SystemExit("worker not ready")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+async def inbox_count(database: str, schema: str) -> int:
+    connection = await asyncpg.connect(database)
+    try:
+        return int(await connection.fetchval(f'SELECT count(*) FROM "{schema}".inbox'))
+    finally:
+        await connection.close()
+
+
+def alert_reading(subject: int, at: datetime) -> str:
+    return json.dumps(
+        {
+            "msg_id": str(uuid.uuid4()), "msg_type": "VS", "sent_at": at.isoformat(), "site_id": "900",
+            "record_version": 1, "STUDYID": "BENCH", "USUBJID": f"BENCH-{subject:06d}", "VSTESTCD": "SYSBP",
+            "VSSTRESN": 172, "VSSTRESU": "mmHg", "VSDTC": at.strftime("%Y-%m-%dT%H:%M"), "VSBLFL": None,
+        }
+    )  # fmt: skip
+
+
+async def latency(kafka: KafkaSettings, rate: int, seconds: int, filler: list[str]) -> tuple[float, float, int]:
+    """Publish at a steady `rate`; every 10th message raises an alert; publish -> alert record latency."""
+    sent_at: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(
+        kafka.topics.alerts, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="latest",
+        group_id=f"bench-lat-{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
+    await consumer.start()
+    await asyncio.sleep(1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    latencies: list[float] = []
+
+    async def collect() -> None:
+        async for record in consumer:
+            alert = json.loads(record.value)["alert"]
+            if alert["msg_id"] in sent_at:
+                latencies.append(time.perf_counter() - sent_at[alert["msg_id"]])
+
+    collector = asyncio.create_task(collect())
+    total = rate * seconds
+    started = time.perf_counter()
+    for n in range(total):
+        line = alert_reading(n, datetime.now(UTC)) if n % 10 == 0 else filler[n % len(filler)]
+        topic, key, value = keyed(line, kafka)
+        if n % 10 == 0:
+            sent_at[json.loads(line)["msg_id"]] = time.perf_counter()
+        await producer.send(topic, value, key=key)
+        delay = started + (n + 1) / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await producer.stop()
+    deadline = time.perf_counter() + 20
+    while len(latencies) < len(sent_at) and time.perf_counter() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    collector.cancel()
+    await consumer.stop()
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return p50, p99, len(ordered)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=30_000)
+    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=15)
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:6]
+    env = {
+        **os.environ, "KAFKA_PARTITIONS": "4", "KAFKA_APP_ID": f"bench-worker-{run}", "KAFKA_SESSION_TIMEOUT": "6",
+        **{f"KAFKA_TOPIC_{n}": f"bench{run}.{n.lower()}" for n in ("AE", "LAB", "VITALS", "ECG", "SUBJECT")},
+        "KAFKA_TOPIC_ALERTS": f"bench{run}.alerts", "KAFKA_TOPIC_DEADLETTER": f"bench{run}.deadletter",
+        "DATABASE_URL": args.database, "DATABASE_SCHEMA": f"bench_{run}", "MAIL_BACKEND": "capture",
+        "MAIL_CAPTURE_DIR": tempfile.mkdtemp(prefix="bench-mail-"), "ALERT_RECIPIENTS": "dsmb@example.org",
+        "WORKER_WEB_PORT": str(free_port()), "BATCH_SIZE": "500",
+    }  # fmt: skip
+    kafka = KafkaSettings.from_env(env)
+    create_topics(kafka)
+    connection = await asyncpg.connect(args.database)
+    await connection.execute(f'CREATE SCHEMA "bench_{run}"')
+    await connection.close()
+
+    lines = list(generate_load(args.messages))
+    items = [keyed(line, kafka) for line in lines]
+    produce_s = await produce(kafka.bootstrap_servers, items)
+    print(f"messages: {len(items)} on {len(kafka.topics.inbound)} topics x {kafka.partitions} partitions")
+    print(f"produce (aiokafka):          {len(items) / produce_s:>10,.0f} msg/s")
+
+    raw_s = await raw_consumer(kafka.bootstrap_servers, kafka.topics.inbound, len(items))
+    raw_rate = len(items) / raw_s
+    print(f"raw aiokafka consumer:       {raw_rate:>10,.0f} msg/s")
+
+    naive_rate = naive_faust(kafka.bootstrap_servers, kafka.topics.inbound, len(items))
+    print(f"naive Faust agent + Table:   {naive_rate:>10,.0f} events/s")
+
+    log = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
+    worker = Worker(env, log)
+    try:
+        await worker.ready()
+        started = time.perf_counter()
+        while await inbox_count(args.database, f"bench_{run}") < len(items):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        worker_rate = len(items) / (time.perf_counter() - started)
+        print(f"worker end to end (PG):      {worker_rate:>10,.0f} msg/s  (decode, grade, rules, commit, ack)")
+        print(f"  worker / naive Faust:      {worker_rate / naive_rate:>10.1f} x")
+        print(f"  worker / raw aiokafka:     {worker_rate / raw_rate:>10.3f} x")
+        p50, p99, n = await latency(kafka, args.rate, args.seconds, lines[:5000])
+        print(f"latency at {args.rate:,} msg/s, publish -> alert committed+published: p50 {p50:.0f} ms, "
+              f"p99 {p99:.0f} ms ({n} alerts)")  # fmt: skip
+    finally:
+        worker.stop()
+        connection = await asyncpg.connect(args.database)
+        await connection.execute(f'DROP SCHEMA "bench_{run}" CASCADE')
+        await connection.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,117 @@
+"""Owns the `cohort` condition: incidence of a term set in the evaluable safety population against a stopping
+boundary (Bayesian beta-binomial or Wald SPRT, domain/boundaries.py), evaluated at each new qualifying event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from safety_monitor.domain.boundaries import BoundaryStatus, evaluate_beta_binomial, evaluate_sprt
+from safety_monitor.domain.dates import PartialDate
+from safety_monitor.domain.incidence import AeFact
+
+
+@dataclass(frozen=True, slots=True)
+class BetaBinomial:
+    """Stop when Pr(rate > theta | data) > cutoff under a Beta(a, b) prior (Thall, Simon & Estey 1995)."""
+
+    theta: float
+    a: float
+    b: float
+    cutoff: float
+
+    def evaluate(self, events: int, evaluable: int) -> BoundaryStatus:
+        return evaluate_beta_binomial(self.theta, self.a, self.b, self.cutoff, events, evaluable)
+
+    def describe(self, status: BoundaryStatus) -> str:
+        return (
+            f"Pr(rate > {self.theta:g}) = {status.statistic:.3f} against cutoff {self.cutoff:g} "
+            f"(Beta({self.a:g}, {self.b:g}) prior)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sprt:
+    """Wald SPRT, H0: p = p0 against H1: p = p1; stop when the log-likelihood ratio reaches log((1-beta)/alpha)."""
+
+    p0: float
+    p1: float
+    alpha: float
+    beta: float
+
+    def evaluate(self, events: int, evaluable: int) -> BoundaryStatus:
+        return evaluate_sprt(self.p0, self.p1, self.alpha, self.beta, events, evaluable)
+
+    def describe(self, status: BoundaryStatus) -> str:
+        return (
+            f"LLR = {status.statistic:.3f} against the stop boundary {status.boundary:.3f} "
+            f"(p0 {self.p0:g}, p1 {self.p1:g}, alpha {self.alpha:g}, beta {self.beta:g})"
+        )
+
+
+Boundary = BetaBinomial | Sprt
+
+
+@dataclass(frozen=True, slots=True)
+class CohortStatus:
+    """The cohort on one evaluation date: events, evaluable subjects, and where they stand against the boundary."""
+
+    study_id: str
+    on: date
+    events: int
+    evaluable: int
+    status: BoundaryStatus
+    detail: str
+
+
+def _on_or_before(value: PartialDate | None, limit: date) -> bool:
+    """Known to be on or before `limit`, or undecidable (counted: a partial date is not excluded for vagueness)."""
+    if value is None:
+        return True
+    after = value.on_or_after(limit + timedelta(days=1))
+    return after is None or not after
+
+
+@dataclass(frozen=True, slots=True)
+class CohortCondition:
+    """Subjects with an AE in `terms` at `grade_at_least` (investigator grade) among the evaluable subjects.
+
+    Evaluable (the DSMB charter's denominator, DESIGN.md section 6): dosed at least `min_days_on_treatment` days
+    before the evaluation date, or had the event. Only subjects in the safety population (a first dose) count.
+    """
+
+    terms: frozenset[str]  # case-folded MedDRA PT names
+    grade_at_least: int
+    boundary: Boundary
+    min_days_on_treatment: int = 0
+
+    kind = "cohort"
+
+    def qualifies(self, pt: str, grade: int | None) -> bool:
+        return pt.casefold() in self.terms and grade is not None and grade >= self.grade_at_least
+
+    def evaluate(
+        self, study_id: str, on: date, facts: Iterable[AeFact], first_doses: Mapping[tuple[str, str], date | None]
+    ) -> CohortStatus:
+        """The cohort as of `on`: events with onset on or before it, subjects evaluable by then."""
+        with_event = {
+            f.subject_id
+            for f in facts
+            if f.study_id == study_id
+            and (study_id, f.subject_id) in first_doses
+            and self.qualifies(f.pt, f.grade)
+            and _on_or_before(f.onset_date, on)
+        }
+        cutoff = on - timedelta(days=self.min_days_on_treatment)
+        dosed_long_enough = {
+            subject
+            for (study, subject), first in first_doses.items()
+            if study == study_id and first is not None and first <= cutoff
+        }
+        evaluable = len(dosed_long_enough | with_event)
+        events = len(with_event)
+        status = self.boundary.evaluate(events, evaluable)
+        verdict = "CROSSED" if status.crossed else "not crossed"
+        detail = f"{events} of {evaluable} evaluable subjects as of {on.isoformat()}: {self.boundary.describe(status)}"
+        return CohortStatus(study_id, on, events, evaluable, status, f"{detail}; boundary {verdict}")

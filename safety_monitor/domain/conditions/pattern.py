@@ -1,0 +1,277 @@
+"""Owns the `pattern` condition: per-subject combinations of findings over event time (collection dates).
+
+A pattern is evaluated over the subject's stored findings of the tests it names, sorted by collection date, so
+the result does not depend on the order messages arrived in: late or out-of-order results give the same matches
+as ordered ones. Each match is anchored on one finding chosen from the data alone (the result that completes the
+pattern), so the same data always give the same hits. Results without a full collection date cannot be placed
+in time and are left out (said in the detail of nothing: they are simply not evidence for a window).
+
+Kinds:
+- `hys_law`: ALT or AST >= 3 x ULN and total bilirubin >= 2 x ULN collected 0-14 days after it, with ALP < 2 x ULN
+  (no initial cholestasis). FDA guidance "Drug-Induced Liver Injury: Premarketing Clinical Evaluation" (2009);
+  the 0-14 day order follows admiral's ADLBHY template (../shared/reference/ctcae_v5_grading.json, "composite").
+  ALP is checked on results collected between the aminotransferase and the bilirubin elevation; when none was
+  measured the match stands and says so (a missed Hy's law is worse than one a reviewer sets aside).
+- `repeated`: at least `count` measurements (distinct collection times) meeting any of the readings within
+  `window_days`; e.g. two BP readings >= 160/100 (SBP >= 160 or DBP >= 100, CTCAE v5 Hypertension grade 3)
+  within 7 days. Anchored on the latest measurement of each qualifying cluster.
+- `persistent`: consecutive results (by collection date) all meeting the reading over at least `days` days, with
+  no result in between that does not; e.g. ALT > 5 x ULN for more than 2 weeks (FDA DILI stop-drug criteria).
+  Anchored on the first result at or beyond `days` after the run started.
+- `together`: every reading met by some result within `window_days` of a result meeting the first one; e.g. TSH
+  above ULN with FT4 below LLN (`window_days: 0`: the same day). Anchored on the first reading's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from safety_monitor.domain.conditions.finding import Comparison, ValueTest
+from safety_monitor.domain.grading import Graded, GradeResult
+from safety_monitor.domain.messages import Finding, MessageType
+
+GradedFinding = tuple[Finding, tuple[GradeResult, ...]]
+
+
+class PatternKind(StrEnum):
+    HYS_LAW = "hys_law"
+    REPEATED = "repeated"
+    PERSISTENT = "persistent"
+    TOGETHER = "together"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A result of one of `tests` (in `domain`) meeting `test`."""
+
+    domain: MessageType
+    tests: frozenset[str]
+    test: ValueTest
+
+    def applies(self, finding: Finding) -> bool:
+        return finding.domain is self.domain and finding.test_code in self.tests
+
+    def holds(self, finding: Finding) -> bool | None:
+        return self.test.holds(finding) if self.applies(finding) else None
+
+    def describe(self) -> str:
+        return f"{'/'.join(sorted(self.tests))} {self.test.describe()}"
+
+
+@dataclass(frozen=True, slots=True)
+class PatternMatch:
+    """One occurrence of a pattern: the finding that completes it (the hit's anchor) and the evidence."""
+
+    anchor: Finding
+    basis: tuple[Finding, ...]
+    grade: int  # the worst CTCAE grade among the evidence (0 when none is graded)
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PatternCondition:
+    """A named per-subject pattern with typed parameters (see the module docstring for each kind)."""
+
+    pattern: PatternKind
+    readings: tuple[Reading, ...]  # hys_law: (aminotransferase, bilirubin, ALP below); others: as configured
+    window_days: int = 0
+    count: int = 2
+    days: int = 0
+
+    kind = "pattern"
+
+    @property
+    def label(self) -> str:
+        return {
+            PatternKind.HYS_LAW: "Potential Hy's law",
+            PatternKind.REPEATED: f"{self.count} readings within {self.window_days} days",
+            PatternKind.PERSISTENT: f"Persisting over {self.days} days",
+            PatternKind.TOGETHER: "Concurrent results",
+        }[self.pattern]
+
+    def creates(self, finding: Finding) -> bool:
+        """Whether this result can create an occurrence: it meets a reading that is evidence, not a qualifier
+        (for Hy's law the ALP reading only excludes, so a normal ALP starts nothing)."""
+        evidence = self.readings[:2] if self.pattern is PatternKind.HYS_LAW else self.readings
+        return any(r.holds(finding) is True for r in evidence)
+
+    def may_change(self, finding: Finding) -> bool:
+        """Whether a result that creates nothing can still change an occurrence: a result not meeting a
+        persistent reading breaks its run; any ALP result in a Hy's law window excludes it or adds evidence.
+        A result not meeting the readings of `repeated` or `together` changes nothing."""
+        if self.pattern is PatternKind.PERSISTENT:
+            return self.readings[0].holds(finding) is False
+        if self.pattern is PatternKind.HYS_LAW:
+            return self.readings[2].applies(finding)
+        return False
+
+    def needed_tests(self) -> frozenset[tuple[MessageType, str]]:
+        """The (domain, test code) pairs whose results the pattern reads: load just these for a subject."""
+        return frozenset((r.domain, t) for r in self.readings for t in r.tests)
+
+    def evaluate(self, findings: Iterable[GradedFinding]) -> list[PatternMatch]:
+        """Every occurrence in one subject's results, in collection order; arrival order does not matter."""
+        dated = _dated(f for f in findings if any(r.applies(f[0]) for r in self.readings))
+        if self.pattern is PatternKind.HYS_LAW:
+            return _hys_law(self, dated)
+        if self.pattern is PatternKind.REPEATED:
+            return _repeated(self, dated)
+        if self.pattern is PatternKind.PERSISTENT:
+            return _persistent(self, dated)
+        return _together(self, dated)
+
+
+_Dated = tuple[date, Finding, tuple[GradeResult, ...]]
+
+
+def _dated(findings: Iterable[GradedFinding]) -> list[_Dated]:
+    """Results with a full collection date, sorted by date, time as sent, then msg_id (a total order)."""
+    rows = []
+    for finding, grades in findings:
+        day = finding.collected_at.as_date()
+        if day is not None:
+            rows.append((day, finding, grades))
+    rows.sort(key=lambda r: (r[0], r[1].collected_at.text, r[1].envelope.msg_id))
+    return rows
+
+
+def _worst(rows: Iterable[_Dated]) -> int:
+    return max((g.grade for _, _, grades in rows for g in grades if isinstance(g, Graded)), default=0)
+
+
+def _show(finding: Finding) -> str:
+    value = "no value" if finding.value is None else f"{finding.value:g}"
+    unit = f" {finding.unit}" if finding.unit else ""
+    ratio = f" ({finding.value / finding.uln:.1f} x ULN)" if finding.value is not None and finding.uln else ""
+    return f"{finding.test_code} {value}{unit}{ratio} on {finding.collected_at.text}"
+
+
+def _hys_law(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
+    aminotransferase, bilirubin, alp_ok = condition.readings
+    window = condition.window_days
+    elevated = [r for r in rows if aminotransferase.holds(r[1]) is True]
+    matches = []
+    for b_row in rows:
+        if bilirubin.holds(b_row[1]) is not True:
+            continue
+        day = b_row[0]
+        # Bilirubin 0-14 days after the aminotransferase elevation (same day included).
+        before = [a for a in elevated if 0 <= (day - a[0]).days <= window]
+        if not before:
+            continue
+        first_day = min(a[0] for a in before)
+        alps = [r for r in rows if alp_ok.applies(r[1]) and first_day <= r[0] <= day]
+        if any(alp_ok.holds(r[1]) is False for r in alps):
+            continue  # ALP >= 2 x ULN: a cholestatic picture, not Hy's law
+        worst_at = max(before, key=lambda a: ((a[1].value or 0.0) / (a[1].uln or 1.0), a[0], a[1].envelope.msg_id))
+        alp_note = (
+            f"ALP {alp_ok.test.describe()} ({len(alps)} result(s) in the window)"
+            if alps
+            else "ALP not measured in the window"
+        )
+        basis = (worst_at, *alps, b_row)
+        matches.append(
+            PatternMatch(
+                anchor=b_row[1],
+                basis=tuple(r[1] for r in basis),
+                grade=_worst(basis),
+                detail=f"{_show(worst_at[1])}; {_show(b_row[1])}; {alp_note}",
+            )
+        )
+    return matches
+
+
+def _repeated(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
+    # One measurement = one collection time (SBP and DBP of one reading share USUBJID + VSDTC).
+    measurements: dict[str, list[_Dated]] = {}
+    for row in rows:
+        if any(r.holds(row[1]) is True for r in condition.readings):
+            measurements.setdefault(row[1].collected_at.text, []).append(row)
+    ordered = sorted(measurements.values(), key=lambda m: (m[0][0], m[0][1].collected_at.text))
+    matches = []
+    for index, measurement in enumerate(ordered):
+        day = measurement[0][0]
+        cluster = [m for m in ordered[: index + 1] if (day - m[0][0]).days <= condition.window_days]
+        if len(cluster) < condition.count:
+            continue
+        evidence = [row for m in cluster for row in m]
+        anchor = measurement[0][1]
+        shown = "; ".join(_show(row[1]) for row in evidence)
+        matches.append(
+            PatternMatch(
+                anchor=anchor,
+                basis=tuple(row[1] for row in evidence),
+                grade=_worst(evidence),
+                detail=f"{len(cluster)} readings within {condition.window_days} days: {shown}",
+            )
+        )
+    return matches
+
+
+def _persistent(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
+    (reading,) = condition.readings
+    matches = []
+    run: list[_Dated] = []
+    anchored = False
+    for row in rows:
+        holds = reading.holds(row[1])
+        if holds is None:
+            continue  # cannot be compared (no ULN, no value): neither evidence nor a break
+        if not holds:
+            run, anchored = [], False
+            continue
+        run.append(row)
+        if not anchored and (row[0] - run[0][0]).days >= condition.days:
+            anchored = True
+            matches.append(
+                PatternMatch(
+                    anchor=row[1],
+                    basis=tuple(r[1] for r in run),
+                    grade=_worst(run),
+                    detail=(
+                        f"{reading.describe()} from {run[0][1].collected_at.text} to {row[1].collected_at.text} "
+                        f"({(row[0] - run[0][0]).days} days, {len(run)} results); latest {_show(row[1])}"
+                    ),
+                )
+            )
+    return matches
+
+
+def _together(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
+    first, *others = condition.readings
+    matches = []
+    for row in rows:
+        if first.holds(row[1]) is not True:
+            continue
+        evidence = [row]
+        for other in others:
+            near = [r for r in rows if abs((r[0] - row[0]).days) <= condition.window_days and other.holds(r[1]) is True]
+            if not near:
+                break
+            # The closest in time, then the earliest: the choice depends on the data only.
+            evidence.append(min(near, key=lambda r: (abs((r[0] - row[0]).days), r[0], r[1].envelope.msg_id)))
+        else:
+            matches.append(
+                PatternMatch(
+                    anchor=row[1],
+                    basis=tuple(r[1] for r in evidence),
+                    grade=_worst(evidence),
+                    detail="; ".join(_show(r[1]) for r in evidence),
+                )
+            )
+    return matches
+
+
+def hys_law_readings(
+    aminotransferase_x_uln: float = 3.0, bilirubin_x_uln: float = 2.0, alp_below_x_uln: float = 2.0
+) -> tuple[Reading, Reading, Reading]:
+    """The three readings of the Hy's law pattern (ALT/AST, total bilirubin, ALP below its limit)."""
+    lb = MessageType.LB
+    return (
+        Reading(lb, frozenset({"ALT", "AST"}), ValueTest(Comparison.X_ULN_AT_LEAST, aminotransferase_x_uln)),
+        Reading(lb, frozenset({"BILI"}), ValueTest(Comparison.X_ULN_AT_LEAST, bilirubin_x_uln)),
+        Reading(lb, frozenset({"ALP"}), ValueTest(Comparison.X_ULN_BELOW, alp_below_x_uln)),
+    )

@@ -1,0 +1,347 @@
+"""Owns evaluating the ruleset on one batch: derived AE grades, AE / subject / finding / pattern / cohort /
+deadline rules, and which alerts lost their basis. History is read once per batch, never per message."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from safety_monitor.domain.baselines import TestKey, test_key
+from safety_monitor.domain.conditions.cohort import CohortCondition
+from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, on_report
+from safety_monitor.domain.conditions.finding import FindingCondition
+from safety_monitor.domain.conditions.pattern import PatternCondition
+from safety_monitor.domain.derived_grades import PT_TO_CTCAE, DerivedGrade, derive_grade, graded_from, in_span
+from safety_monitor.domain.grading import Graded
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.rules import (
+    RuleHit,
+    Ruleset,
+    cohort_hit,
+    deadline_hit,
+    evaluate_ae,
+    evaluate_finding,
+    evaluate_pattern,
+    evaluate_subject_event,
+    pattern_alert_key,
+)
+from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
+from safety_monitor.service.records import StoredFinding
+
+
+@dataclass(frozen=True, slots=True)
+class BasisRemoved:
+    """An alert whose basis the current data no longer support (a pattern no longer found)."""
+
+    alert_key: str
+    msg_id: str
+    reason: str
+
+
+@dataclass
+class Evaluation:
+    """What the rules said about one batch."""
+
+    hits: list[RuleHit] = field(default_factory=list)
+    ae_removals: list[AdverseEvent] = field(default_factory=list)  # follow-ups that may remove AE-rule alerts
+    removed: list[BasisRemoved] = field(default_factory=list)
+    derived_changed: int = 0
+    clocks_started: int = 0
+
+
+async def evaluate_batch(
+    uow: UnitOfWork,
+    ruleset: Ruleset,
+    ctcae_version: str,
+    *,
+    subject_events: Sequence[SubjectEvent],
+    applied: Sequence[AdverseEvent],
+    replacing: set[str],
+    new_findings: Sequence[StoredFinding],
+    regraded: Sequence[StoredFinding],
+) -> Evaluation:
+    """Evaluate every rule kind on the batch. `applied` are the AE versions that became current (in arrival
+    order); `new_findings` the batch's graded results and `regraded` stored ones graded again (both written)."""
+    result = Evaluation()
+    aes = await _derive_grades(uow, applied, new_findings, regraded, result)
+    for event in aes:
+        event_hits = evaluate_ae(ruleset, event, ctcae_version)
+        result.hits.extend(event_hits)
+        # Only a follow-up can take away the basis of an alert its earlier version raised.
+        if event.envelope.msg_id in replacing and len(event_hits) < len(ruleset.ae_rules):
+            result.ae_removals.append(event)
+    for subject_event in subject_events:
+        result.hits.extend(evaluate_subject_event(ruleset, subject_event, ctcae_version))
+    findings = [*new_findings, *regraded]
+    await _finding_rules(uow, ruleset, ctcae_version, findings, result)
+    await _pattern_rules(uow, ruleset, ctcae_version, new_findings, result)
+    await _cohort_rules(uow, ruleset, ctcae_version, applied, result)
+    await _deadline_rules(uow, ruleset, ctcae_version, applied, result)
+    return result
+
+
+# --- derived AE grades ---------------------------------------------------------------------------------------
+
+_MAPPED_TESTS = frozenset((g.domain, t) for g in PT_TO_CTCAE.values() for t in g.tests)
+
+
+def _subject_of(finding: Finding) -> SubjectKey:
+    return (finding.envelope.study_id, finding.envelope.subject_id)
+
+
+async def _derive_grades(
+    uow: UnitOfWork,
+    applied: Sequence[AdverseEvent],
+    new_findings: Sequence[StoredFinding],
+    regraded: Sequence[StoredFinding],
+    result: Evaluation,
+) -> list[AdverseEvent]:
+    """The AEs to evaluate: the applied versions with their derived grades, then current AEs whose derived grade
+    changed because results arrived or were graded again (evaluated again: a derived grade can raise an alert).
+
+    An applied version, or an AE of a subject with a result graded again, is derived from the history (its span
+    may have moved; a grade may have fallen). New results only fold into the stored grade, which is a maximum.
+    """
+    current: dict[AeKey, AdverseEvent] = {e.record_key: e for e in applied}
+    fresh = [s for s in new_findings if (s.finding.domain, s.finding.test_code) in _MAPPED_TESTS]
+    again = [s for s in regraded if (s.finding.domain, s.finding.test_code) in _MAPPED_TESTS]
+    others: dict[AeKey, AdverseEvent] = {}
+    subjects = {_subject_of(s.finding) for s in [*fresh, *again]}
+    if subjects:
+        for event in await uow.adverse_events.for_subjects(subjects, PT_TO_CTCAE.keys()):
+            if event.record_key not in current:
+                others[event.record_key] = event
+    again_subjects = {_subject_of(s.finding) for s in again}
+    full = [e for e in applied if graded_from(e) is not None]
+    full += [e for e in others.values() if (e.record_key[0], e.record_key[1]) in again_subjects]
+    history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
+    if full:
+        keys: set[TestKey] = set()
+        for event in full:
+            mapping = graded_from(event)
+            assert mapping is not None
+            keys |= {(*event.record_key[:2], mapping.domain.value, t) for t in mapping.tests}
+        for stored in await uow.findings.history(keys):
+            history[_subject_of(stored.finding)].append(stored)
+    full_keys = {e.record_key for e in full}
+    fresh_by_subject: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
+    for stored in fresh:
+        fresh_by_subject[_subject_of(stored.finding)].append(stored)
+    changed: list[AdverseEvent] = []
+    to_store: list[AdverseEvent] = []
+    for event in [*current.values(), *others.values()]:
+        if graded_from(event) is None:
+            continue
+        subject = (event.record_key[0], event.record_key[1])
+        if event.record_key in full_keys:
+            derived = derive_grade(event, ((s.finding, s.grades) for s in history[subject]))
+        else:
+            derived = _fold(event, fresh_by_subject.get(subject, ()))
+        if derived is None or (derived.grade, derived.term) == (event.derived_grade, event.derived_term):
+            continue
+        updated = replace(event, derived_grade=derived.grade, derived_term=derived.term)
+        to_store.append(updated)
+        if event.record_key in current:
+            current[event.record_key] = updated
+        else:
+            changed.append(updated)
+    if to_store:
+        await uow.adverse_events.put_current(to_store)
+    result.derived_changed = len(changed)
+    # Applied versions in arrival order (their hits replay in that order); the last version of a record carries
+    # its derived grade. Then the current AEs re-derived because of new results.
+    last = {e.record_key: e.envelope.msg_id for e in applied}
+    ordered = [current[e.record_key] if last[e.record_key] == e.envelope.msg_id else e for e in applied]
+    return ordered + changed
+
+
+def _fold(event: AdverseEvent, fresh: Iterable[StoredFinding]) -> DerivedGrade | None:
+    """The stored derived grade raised by the batch's new results (of the AE's subject) in its term and span."""
+    mapping = graded_from(event)
+    if mapping is None:
+        return None
+    worst = event.derived_grade
+    term = mapping.ctcae_term.casefold()
+    for stored in fresh:
+        f = stored.finding
+        if (
+            f.domain is not mapping.domain
+            or f.test_code not in mapping.tests
+            or not in_span(f.collected_at, event.onset_date, event.end_date)
+        ):
+            continue
+        for grade in stored.grades:
+            if isinstance(grade, Graded) and grade.term.casefold() == term:
+                worst = grade.grade if worst is None else max(worst, grade.grade)
+    return DerivedGrade(mapping.ctcae_term, worst)
+
+
+# --- lab, vital, ECG -----------------------------------------------------------------------------------------
+
+
+async def _finding_rules(
+    uow: UnitOfWork, ruleset: Ruleset, version: str, findings: Sequence[StoredFinding], result: Evaluation
+) -> None:
+    if not findings or not ruleset.finding_rules:
+        return
+    # Baselines only for tests that a rule compares with the baseline (one read for the batch).
+    wanted = {
+        test_key(s.finding)
+        for s in findings
+        for rule in ruleset.finding_rules
+        if isinstance(rule.condition, FindingCondition)
+        and rule.condition.needs_baseline
+        and s.finding.test_code in rule.condition.tests
+    }
+    baselines = await uow.findings.baselines(wanted) if wanted else {}
+    for stored in findings:
+        baseline = baselines.get(test_key(stored.finding))
+        result.hits.extend(evaluate_finding(ruleset, stored.finding, stored.grades, version, baseline))
+
+
+# --- patterns ------------------------------------------------------------------------------------------------
+
+
+async def _pattern_rules(
+    uow: UnitOfWork, ruleset: Ruleset, version: str, findings: Sequence[StoredFinding], result: Evaluation
+) -> None:
+    """Each pattern is evaluated over the whole (relevant) history of the subjects whose results could change it.
+
+    A new result can create an occurrence only if it meets one of the pattern's evidence readings; a result that
+    can only break or re-describe an occurrence (PatternCondition.may_change) matters only when the subject's
+    alert exists (one key lookup for the batch). So the common case (a normal home BP reading) reads no history.
+    """
+    if not findings or not ruleset.pattern_rules:
+        return
+    candidates: dict[str, set[SubjectKey]] = defaultdict(set)  # rule id -> subjects to evaluate
+    maybe_broken: dict[str, set[SubjectKey]] = defaultdict(set)
+    latest_msg: dict[tuple[str, SubjectKey], str] = {}
+    for rule in ruleset.pattern_rules:
+        condition = rule.condition
+        assert isinstance(condition, PatternCondition)
+        for stored in findings:
+            f = stored.finding
+            relevant = [r for r in condition.readings if r.applies(f)]
+            if not relevant:
+                continue
+            subject = _subject_of(f)
+            latest_msg[(rule.id, subject)] = f.envelope.msg_id
+            if condition.creates(f):
+                candidates[rule.id].add(subject)
+            elif condition.may_change(f):  # breaks a run, or excludes / adds ALP evidence in a Hy's law window
+                maybe_broken[rule.id].add(subject)
+    if maybe_broken:
+        keys = {
+            pattern_alert_key(rule_id, *subject): (rule_id, subject)
+            for rule_id, subjects in maybe_broken.items()
+            for subject in subjects
+        }
+        for key in await uow.alerts.get(keys):
+            rule_id, subject = keys[key]
+            candidates[rule_id].add(subject)
+    if not candidates:
+        return
+    wanted: set[TestKey] = set()
+    rules = {r.id: r for r in ruleset.pattern_rules}
+    for rule_id, subjects in candidates.items():
+        condition = rules[rule_id].condition
+        assert isinstance(condition, PatternCondition)
+        for study_id, subject_id in subjects:
+            wanted |= {(study_id, subject_id, domain.value, test) for domain, test in condition.needed_tests()}
+    history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
+    for stored in await uow.findings.history(wanted):
+        history[_subject_of(stored.finding)].append(stored)
+    for rule_id, subjects in sorted(candidates.items()):
+        rule = rules[rule_id]
+        for study_id, subject_id in sorted(subjects):
+            graded = [(s.finding, s.grades) for s in history[(study_id, subject_id)]]
+            hits = evaluate_pattern(ruleset, rule, study_id, subject_id, graded, version)
+            result.hits.extend(hits)
+            if not hits:
+                result.removed.append(
+                    BasisRemoved(
+                        pattern_alert_key(rule.id, study_id, subject_id),
+                        latest_msg[(rule.id, (study_id, subject_id))],
+                        "the results as they stand no longer show the pattern (a result arrived that breaks it)",
+                    )
+                )
+
+
+# --- cohort --------------------------------------------------------------------------------------------------
+
+
+async def _cohort_rules(
+    uow: UnitOfWork, ruleset: Ruleset, version: str, applied: Sequence[AdverseEvent], result: Evaluation
+) -> None:
+    """Each qualifying AE is a look: the cohort is evaluated as of its onset date (event time; the receipt
+    date when the onset is not a full date), over current records, and a crossed boundary is a hit."""
+    if not applied or not ruleset.cohort_rules:
+        return
+    triggers: list[tuple[AdverseEvent, list[str]]] = []
+    for event in applied:
+        rules = [
+            r.id
+            for r in ruleset.cohort_rules
+            if isinstance(r.condition, CohortCondition)
+            and r.condition.qualifies(event.preferred_term, event.investigator_grade)
+        ]
+        if rules:
+            triggers.append((event, rules))
+    if not triggers:
+        return
+    terms = {t for r in ruleset.cohort_rules if isinstance(r.condition, CohortCondition) for t in r.condition.terms}
+    facts = await uow.adverse_events.facts(terms)
+    population = await uow.subjects.safety_population()
+    first_doses: dict[SubjectKey, date | None] = {
+        key: subject.first_dose_on.as_date() if subject.first_dose_on else None for key, subject in population.items()
+    }
+    for event, rule_ids in triggers:
+        on = (event.onset_date.as_date() if event.onset_date else None) or event.envelope.sent_at.date()
+        for rule_id in rule_ids:
+            rule = ruleset.by_id(rule_id)
+            assert rule is not None and isinstance(rule.condition, CohortCondition)
+            status = rule.condition.evaluate(event.envelope.study_id, on, facts, first_doses)
+            if status.status.crossed:
+                result.hits.append(cohort_hit(ruleset, rule, status, event.envelope.msg_id, version))
+
+
+# --- deadlines -----------------------------------------------------------------------------------------------
+
+
+async def _deadline_rules(
+    uow: UnitOfWork, ruleset: Ruleset, version: str, applied: Sequence[AdverseEvent], result: Evaluation
+) -> None:
+    """Start the reporting clock of each new potential SUSAR (raising its alert), and shorten a running clock
+    when a follow-up makes the case fatal or life-threatening. Reminders and overdue: service/deadlines.py."""
+    if not applied or not ruleset.deadline_rules:
+        return
+    candidates = [
+        e
+        for e in applied
+        if any(
+            isinstance(r.condition, DeadlineCondition) and (r.condition.starts(e) or r.condition.is_short(e))
+            for r in ruleset.deadline_rules
+        )
+    ]
+    if not candidates:
+        return
+    keys: set[tuple[str, ClockKey]] = {(r.id, e.record_key) for e in candidates for r in ruleset.deadline_rules}
+    clocks = await uow.sae_clocks.get(keys)
+    touched: dict[tuple[str, ClockKey], SaeClock] = {}
+    for event in candidates:
+        for rule in ruleset.deadline_rules:
+            assert isinstance(rule.condition, DeadlineCondition)
+            key = (rule.id, event.record_key)
+            before = clocks.get(key)
+            after = on_report(before, rule.condition, rule.id, event)
+            if after is None or after == before:
+                continue
+            clocks[key] = touched[key] = after
+            # Started, or shortened to the 7-day clock by a fatal / life-threatening follow-up: the alert hears it
+            # (a follow-up at a higher grade escalates it).
+            result.clocks_started += before is None
+            result.hits.append(deadline_hit(ruleset, rule, after, event, version))
+    if touched:
+        await uow.sae_clocks.put(list(touched.values()))

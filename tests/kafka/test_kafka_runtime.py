@@ -1,0 +1,238 @@
+"""The Kafka runtime on a real broker: publish -> worker -> mail -> PostgreSQL, crashes, takeover, poison, parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from safety_monitor.adapters.mail import CaptureMailer
+from safety_monitor.bootstrap import bootstrap
+from safety_monitor.settings import Settings
+from streams.embedded import file_source, run_source
+from streams.synthetic_trial import SyntheticTrial, generate_trial
+from tests.conftest import RECIPIENTS, ROOT
+from tests.kafka.conftest import Stack, results, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
+# What both runtimes must agree on. Outbox notices are not compared: routing groups alerts into notices on its own
+# schedule (group_wait), so which notices exist at a given moment depends on time, not on the runtime.
+PARITY = ("incidence", "hits", "alerts", "inbox", "dead_letters")
+
+
+@pytest.fixture(scope="module")
+def trial() -> SyntheticTrial:
+    return generate_trial(subjects=20, days=60)
+
+
+@pytest.fixture
+def trial_file(trial: SyntheticTrial, tmp_path: Path) -> Path:
+    path = tmp_path / "trial.jsonl"
+    path.write_text("\n".join(trial.lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def embedded_results(path: Path, tmp_path: Path) -> dict[str, Any]:
+    """The same file through the embedded runtime (SQLite): the reference the Kafka runtime must match."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/embedded.db",
+        rules_dir=ROOT / "rules",
+        templates_dir=ROOT / "templates",
+        alert_recipients=RECIPIENTS,
+    )
+    app = bootstrap(settings, mailer=CaptureMailer(tmp_path / "embedded-mail"))
+    await app.start()
+    try:
+        await run_source(app, file_source(path))
+        from safety_monitor.adapters.sql.unit_of_work import SqlStore
+
+        assert isinstance(app.store, SqlStore)
+        return await results(app.store)
+    finally:
+        await app.close()
+
+
+async def all_mailed(stack: Stack) -> bool:
+    """Every outbox notice of the Kafka run has reached the SMTP server."""
+    from sqlalchemy import text
+
+    async with stack.store.engine.connect() as connection:
+        ids = {row[0] for row in await connection.execute(text("SELECT notice_id FROM outbox"))}
+    mailed = {m["Message-ID"] for m in stack.smtp.inbox.messages}
+    return {f"<{i}@example.org>" for i in ids} <= mailed
+
+
+async def processed_all(stack: Stack, expected_inbox: int) -> bool:
+    return await stack.count("inbox") >= expected_inbox and await stack.count("dead_letter") > 0
+
+
+async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
+    stack: Stack, trial_file: Path, tmp_path: Path
+) -> None:
+    reference = await embedded_results(trial_file, tmp_path)
+    worker = stack.worker()
+    try:
+        await worker.ready()
+        published = stack.publish_file(trial_file, "--send-invalid")
+        assert published.returncode == 0, published.stderr
+        assert "refused 5" in published.stdout
+        await wait_until(lambda: processed_all(stack, len(reference["inbox"])), what="trial processed")
+        await wait_until(lambda: all_mailed(stack), seconds=30, what="every notice mailed")
+        health = worker.health()
+        assert worker.terminate() == 0, worker.tail()
+    finally:
+        worker.stop_quietly()
+
+    kafka = await results(stack.store)
+    for part in PARITY:
+        assert kafka[part] == reference[part], part
+    assert reference["alerts"] and reference["incidence"]
+    # every alert notice reached the SMTP server exactly once, with its stable Message-ID
+    ids = sorted(m["Message-ID"] for m in stack.smtp.inbox.messages)
+    assert ids == sorted(f"<{n[0]}@example.org>" for n in kafka["notices"])
+    # raised alerts and refusals were also published for downstream systems
+    alerts = stack.consume_all(stack.kafka.topics.alerts, 1)
+    assert alerts and {json.loads(r.value)["schema"] for r in alerts} == {"safety-monitor.alert-notice/1"}
+    letters = stack.consume_all(stack.kafka.topics.deadletter, len(reference["dead_letters"]))
+    assert {json.loads(r.value)["payload_hash"] for r in letters} == {d[0] for d in reference["dead_letters"]}
+    assert health is not None and health["status"] == "ok"
+    assert health["outbox"]["pending"] == 0 and health["consumer"]["total_lag"] >= 0
+
+
+async def test_sigkill_after_the_db_commit_before_the_offset_commit_loses_and_doubles_nothing(
+    stack: Stack, trial_file: Path, tmp_path: Path
+) -> None:
+    reference = await embedded_results(trial_file, tmp_path)
+    # offsets are committed only every 60 s: the kill lands after database commits, before any offset commit
+    first = stack.worker("crashing", KAFKA_COMMIT_INTERVAL="60", BATCH_SIZE="50")
+    try:
+        await first.ready()
+        assert stack.publish_file(trial_file, "--send-invalid").returncode == 0
+        await wait_until(lambda: _gt(stack.count("inbox"), 100), what="some batches committed")
+        first.kill()
+    finally:
+        first.stop_quietly()
+    committed_before = await stack.count("inbox")
+    # noida-db 0.2.3 defect: a member killed without LeaveGroup wedges its group (the dead member stays leader and
+    # its replacement rejoins forever). The replacement therefore joins under a new group id. No offset was
+    # committed before the kill (commit interval 60 s), so it starts where the crashed group would: at the start.
+    second = stack.worker("restarted", KAFKA_APP_ID=stack.env["KAFKA_APP_ID"] + "-restarted")
+    try:
+        await second.ready()
+        await wait_until(lambda: processed_all(stack, len(reference["inbox"])), what="trial processed after restart")
+        await wait_until(
+            lambda: all_mailed(stack), seconds=45, what="every notice mailed"
+        )  # the killed worker's delivery lease (15 s) must run out first
+        health = second.health()
+        assert second.terminate() == 0, second.tail()
+    finally:
+        second.stop_quietly()
+    assert health is not None
+    assert health["processed"]["duplicates"] >= committed_before  # the redelivered batches were recognised
+    kafka = await results(stack.store)
+    for part in PARITY:
+        assert kafka[part] == reference[part], part
+    ids = {m["Message-ID"] for m in stack.smtp.inbox.messages}
+    assert ids == {f"<{n[0]}@example.org>" for n in kafka["notices"]}
+
+
+async def test_two_workers_share_partitions_and_one_takes_over(
+    stack: Stack, trial: SyntheticTrial, tmp_path: Path
+) -> None:
+    half = len(trial.lines) // 2
+    first_half, second_half = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first_half.write_text("\n".join(trial.lines[:half]) + "\n")
+    second_half.write_text("\n".join(trial.lines[half:]) + "\n")
+    whole = tmp_path / "whole.jsonl"
+    whole.write_text("\n".join(trial.lines) + "\n")
+    reference = await embedded_results(whole, tmp_path)
+
+    # No periodic offset commits during the test (a graceful stop still commits): noida-db's coordinator can wedge
+    # when a member commits while a rebalance is pending, a broker defect this test must not depend on.
+    quiet = {"KAFKA_COMMIT_INTERVAL": "120"}
+    a, b = stack.worker("a", **quiet), stack.worker("b", **quiet)
+    try:
+        await a.ready()
+        await b.ready()
+        # both members joined before any traffic (noida-db's coordinator can hang when one joins under load)
+        await wait_until(lambda: _true(_shared(a, b)), seconds=60, what="partitions split between a and b")
+        assert stack.publish_file(first_half, "--send-invalid").returncode == 0
+        await wait_until(lambda: _gt(stack.count("inbox"), half - 10), what="first half processed")
+        assert a.terminate() == 0, a.tail()  # graceful: drains, commits, leaves the group
+        await wait_until(lambda: _true(len(_lag(b)) == 20), seconds=60, what="b owns every partition")
+        assert stack.publish_file(second_half, "--send-invalid").returncode == 0
+        await wait_until(lambda: processed_all(stack, len(reference["inbox"])), what="second half processed by b")
+        await wait_until(lambda: all_mailed(stack), seconds=30, what="every notice mailed")
+        assert b.terminate() == 0, b.tail()
+    finally:
+        a.stop_quietly()
+        b.stop_quietly()
+    kafka = await results(stack.store)
+    for part in PARITY:
+        assert kafka[part] == reference[part], part
+    # the outbox job ran once per slot across both workers: no Message-ID went out twice
+    ids = [m["Message-ID"] for m in stack.smtp.inbox.messages]
+    assert len(ids) == len(set(ids)) == len(kafka["notices"])
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_worker_goes_on(
+    stack: Stack, trial: SyntheticTrial
+) -> None:
+    valid = [json.loads(line) for line in trial.lines[:40] if _is_valid(line)][:20]
+    ae = stack.kafka.topics.ae
+    poison = [
+        (ae, b"k1", b"\xff\xfe not utf-8 and not json"),
+        (ae, b"k2", b"[1, 2, 3]"),
+        (stack.kafka.topics.lab, b"k3", b'{"msg_type": "LB", "msg_id": "no-fields"}'),
+    ]
+    good = [
+        (
+            stack.kafka.topics.for_msg_type(m["msg_type"]),
+            f"{m['STUDYID']}:{m['USUBJID']}".encode(),
+            json.dumps(m).encode(),
+        )
+        for m in valid
+    ]
+    worker = stack.worker()
+    try:
+        await worker.ready()
+        stack.produce(poison + good)
+        await wait_until(lambda: _gt(stack.count("inbox"), len(good) - 1), what="valid messages after the poison")
+        letters = stack.consume_all(stack.kafka.topics.deadletter, len(poison))
+        health = worker.health()
+    finally:
+        worker.stop_quietly()
+    records = [json.loads(r.value) for r in letters]
+    assert len(records) == len(poison)
+    assert {r["schema"] for r in records} == {"safety-monitor.dead-letter/1"}
+    reasons = " | ".join(sorted(r["reason"] for r in records))
+    assert "not JSON" in reasons and "not a JSON object but list" in reasons and "no-fields" in reasons
+    for record in records:
+        topic, _, offset = record["origin"].partition("@")
+        assert topic.split("[")[0] in (stack.kafka.topics.ae, stack.kafka.topics.lab) and offset.isdigit()
+    assert health is not None and health["processed"]["dead_lettered"] == len(poison)
+
+
+def _is_valid(line: str) -> bool:
+    from streams.wire import Decoded, decode
+
+    return isinstance(decode(line, "x"), Decoded)
+
+
+def _lag(worker: Any) -> dict[str, Any]:
+    report = worker.health()
+    return dict(report["consumer"]["lag"]) if report else {}
+
+
+def _shared(a: Any, b: Any) -> bool:
+    return bool(_lag(a)) and bool(_lag(b)) and len(_lag(a)) + len(_lag(b)) == 20
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _gt(count: Any, bound: int) -> bool:
+    return int(await count) > bound
