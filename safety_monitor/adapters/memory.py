@@ -141,9 +141,17 @@ class _Findings(_Repo):
         for stored in findings:
             self.s.findings.setdefault(stored.finding.envelope.msg_id, stored)
 
-    async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
+    async def history(
+        self, keys: Iterable[TestKey], *, collected_from: str | None = None, collected_before: str | None = None
+    ) -> list[StoredFinding]:
         wanted = set(keys)
-        return [f for f in self.s.findings.values() if test_key(f.finding) in wanted]
+        return [
+            f
+            for f in self.s.findings.values()
+            if test_key(f.finding) in wanted
+            and (collected_from is None or f.finding.collected_at.text >= collected_from)
+            and (collected_before is None or f.finding.collected_at.text < collected_before)
+        ]
 
     async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]:
         wanted = set(subjects)

@@ -6,17 +6,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.cohort import CohortCondition
 from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, on_report
 from safety_monitor.domain.conditions.finding import FindingCondition
-from safety_monitor.domain.conditions.pattern import PatternCondition
+from safety_monitor.domain.conditions.pattern import PatternCondition, PatternKind
+from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.derived_grades import PT_TO_CTCAE, DerivedGrade, derive_grade, graded_from, in_span
 from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import (
+    Rule,
     RuleHit,
     Ruleset,
     cohort_hit,
@@ -243,21 +245,38 @@ async def _pattern_rules(
             candidates[rule_id].add(subject)
     if not candidates:
         return
-    wanted: set[TestKey] = set()
     rules = {r.id: r for r in ruleset.pattern_rules}
-    for rule_id, subjects in candidates.items():
-        condition = rules[rule_id].condition
-        assert isinstance(condition, PatternCondition)
-        for study_id, subject_id in subjects:
-            wanted |= {(study_id, subject_id, domain.value, test) for domain, test in condition.needed_tests()}
-    history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
-    for stored in await uow.findings.history(wanted):
-        history[_subject_of(stored.finding)].append(stored)
+    # `repeated` and `together` are local in time and only grow with data: a new result can only complete
+    # occurrences within two windows of it, so only that stretch of history is read, only occurrences anchored
+    # in it are reported (their evidence lies wholly inside), and nothing is ever taken away.
+    local = {rid for rid in candidates if _condition(rules[rid]).pattern in _LOCAL}
+    days = [
+        day
+        for stored in findings
+        if (day := stored.finding.collected_at.as_date()) is not None
+        and any(_condition(rules[rid]).creates(stored.finding) for rid in local)
+    ]
+    margin = timedelta(days=2 * max((_condition(rules[rid]).window_days for rid in local), default=0))
+    history = await _history(uow, {rid: candidates[rid] for rid in candidates if rid not in local}, rules)
+    windowed: dict[SubjectKey, list[StoredFinding]] = {}
+    if local and days:
+        first, last = min(days) - margin, max(days) + margin + timedelta(days=1)
+        windowed = await _history(
+            uow, {rid: candidates[rid] for rid in local}, rules, first.isoformat(), last.isoformat()
+        )
     for rule_id, subjects in sorted(candidates.items()):
         rule = rules[rule_id]
+        condition = _condition(rule)
         for study_id, subject_id in sorted(subjects):
-            graded = [(s.finding, s.grades) for s in history[(study_id, subject_id)]]
+            source = windowed if rule_id in local else history
+            graded = [(s.finding, s.grades) for s in source.get((study_id, subject_id), [])]
             hits = evaluate_pattern(ruleset, rule, study_id, subject_id, graded, version)
+            if rule_id in local:
+                reach = timedelta(days=condition.window_days)
+                low = min(days) - (reach if condition.pattern is PatternKind.TOGETHER else timedelta(0))
+                kept = [h for h in hits if _in(h.observed_on, low, max(days) + reach)]
+                result.hits.extend(kept)
+                continue
             result.hits.extend(hits)
             if not hits:
                 result.removed.append(
@@ -267,6 +286,40 @@ async def _pattern_rules(
                         "the results as they stand no longer show the pattern (a result arrived that breaks it)",
                     )
                 )
+
+
+_LOCAL = frozenset({PatternKind.REPEATED, PatternKind.TOGETHER})
+
+
+def _condition(rule: Rule) -> PatternCondition:
+    assert isinstance(rule.condition, PatternCondition)
+    return rule.condition
+
+
+def _in(observed_on: str, low: date, high: date) -> bool:
+    day = PartialDate.parse(observed_on).as_date()
+    return day is not None and low <= day <= high
+
+
+async def _history(
+    uow: UnitOfWork,
+    candidates: dict[str, set[SubjectKey]],
+    rules: dict[str, Rule],
+    collected_from: str | None = None,
+    collected_before: str | None = None,
+) -> dict[SubjectKey, list[StoredFinding]]:
+    """The candidate subjects' results of the tests their patterns read (one query)."""
+    wanted: set[TestKey] = set()
+    for rule_id, subjects in candidates.items():
+        tests = _condition(rules[rule_id]).needed_tests()
+        for study_id, subject_id in subjects:
+            wanted |= {(study_id, subject_id, domain.value, test) for domain, test in tests}
+    history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
+    if wanted:
+        found = await uow.findings.history(wanted, collected_from=collected_from, collected_before=collected_before)
+        for stored in found:
+            history[_subject_of(stored.finding)].append(stored)
+    return history
 
 
 # --- cohort --------------------------------------------------------------------------------------------------

@@ -83,8 +83,11 @@ class AdverseEventRepository(Protocol):
 class FindingRepository(Protocol):
     async def add(self, findings: Sequence[StoredFinding]) -> None: ...
 
-    async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
-        """Every stored result for these (study, subject, domain, test) keys."""
+    async def history(
+        self, keys: Iterable[TestKey], *, collected_from: str | None = None, collected_before: str | None = None
+    ) -> list[StoredFinding]:
+        """Every stored result for these (study, subject, domain, test) keys; optionally only those collected in
+        [collected_from, collected_before), compared as ISO 8601 text (a partial date sorts before its days)."""
         ...
 
     async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]: ...

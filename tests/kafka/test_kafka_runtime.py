@@ -55,13 +55,14 @@ async def embedded_results(path: Path, tmp_path: Path) -> dict[str, Any]:
 
 
 async def all_mailed(stack: Stack) -> bool:
-    """Every outbox notice of the Kafka run has reached the SMTP server."""
+    """No notification still waits to be put in an email, and every email has reached the SMTP server."""
     from sqlalchemy import text
 
     async with stack.store.engine.connect() as connection:
+        pending = (await connection.execute(text("SELECT count(*) FROM notification WHERE state = 'pending'"))).scalar()
         ids = {row[0] for row in await connection.execute(text("SELECT notice_id FROM outbox"))}
     mailed = {m["Message-ID"] for m in stack.smtp.inbox.messages}
-    return {f"<{i}@example.org>" for i in ids} <= mailed
+    return pending == 0 and bool(ids) and {f"<{i}@example.org>" for i in ids} <= mailed
 
 
 async def processed_all(stack: Stack, expected_inbox: int) -> bool:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -64,7 +64,7 @@ class _Sql:
         return sqlite.insert(table)
 
     async def _select_by_keys(
-        self, table: Table, columns: tuple[str, ...], keys: Iterable[tuple[Any, ...]]
+        self, table: Table, columns: tuple[str, ...], keys: Iterable[tuple[Any, ...]], where: Sequence[Any] = ()
     ) -> list[Any]:
         """Rows whose `columns` equal one of `keys`.
 
@@ -76,7 +76,7 @@ class _Sql:
         rows: list[Any] = []
         for chunk in _chunks(sorted(wanted)):
             conditions = [table.c[name].in_(sorted({key[i] for key in chunk})) for i, name in enumerate(columns)]
-            result = await self.conn.execute(select(table).where(*conditions))
+            result = await self.conn.execute(select(table).where(*conditions, *where))
             rows.extend(row for row in result if tuple(getattr(row, name) for name in columns) in wanted)
         return rows
 
@@ -319,14 +319,9 @@ class _AdverseEvents(_Sql):
         self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
     ) -> list[AdverseEvent]:
         c = t.adverse_event.c
-        wanted = sorted({p.casefold() for p in pts}) if pts is not None else None
-        found: list[AdverseEvent] = []
-        for chunk in _chunks(sorted(set(subjects))):
-            query = select(t.adverse_event).where(tuple_(c.study_id, c.subject_id).in_(chunk))
-            if wanted is not None:
-                query = query.where(func.lower(c.aedecod).in_(wanted))
-            found.extend(_ae(row) for row in await self.conn.execute(query))
-        return found
+        where = [func.lower(c.aedecod).in_(sorted({p.casefold() for p in pts}))] if pts is not None else []
+        rows = await self._select_by_keys(t.adverse_event, ("study_id", "subject_id"), subjects, where)
+        return [_ae(row) for row in rows]
 
     async def with_derived_grade(self) -> list[AdverseEvent]:
         c = t.adverse_event.c
@@ -411,8 +406,16 @@ class _Findings(_Sql):
     async def add(self, findings: Sequence[StoredFinding]) -> None:
         await self._insert_ignore(t.finding, [_finding_row(f) for f in findings], ["msg_id"])
 
-    async def history(self, keys: Iterable[TestKey]) -> list[StoredFinding]:
-        rows = await self._select_by_keys(t.finding, ("study_id", "subject_id", "domain", "test_code"), keys)
+    async def history(
+        self, keys: Iterable[TestKey], *, collected_from: str | None = None, collected_before: str | None = None
+    ) -> list[StoredFinding]:
+        c = t.finding.c
+        where = []
+        if collected_from is not None:
+            where.append(c.collected_at >= collected_from)
+        if collected_before is not None:
+            where.append(c.collected_at < collected_before)
+        rows = await self._select_by_keys(t.finding, ("study_id", "subject_id", "domain", "test_code"), keys, where)
         return [_stored_finding(row) for row in rows]
 
     async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]:
@@ -920,15 +923,10 @@ def _clock(row: Any) -> SaeClock:
 
 class _SaeClocks(_Sql):
     async def get(self, keys: Iterable[tuple[str, ClockKey]]) -> dict[tuple[str, ClockKey], SaeClock]:
-        c = t.sae_clock.c
-        found: dict[tuple[str, ClockKey], SaeClock] = {}
-        flat = sorted({(rule_id, *case) for rule_id, case in keys})
-        for chunk in _chunks(flat):
-            query = select(t.sae_clock).where(tuple_(c.rule_id, c.study_id, c.subject_id, c.aespid).in_(chunk))
-            for row in await self.conn.execute(query):
-                clock = _clock(row)
-                found[(clock.rule_id, clock.key)] = clock
-        return found
+        flat = {(rule_id, *case) for rule_id, case in keys}
+        rows = await self._select_by_keys(t.sae_clock, ("rule_id", "study_id", "subject_id", "aespid"), flat)
+        clocks = [_clock(row) for row in rows]
+        return {(clock.rule_id, clock.key): clock for clock in clocks}
 
     async def put(self, clocks: Sequence[SaeClock]) -> None:
         rows = [
