@@ -60,9 +60,11 @@ pytest: $(VENV)/.installed-test services
 test: $(VENV)/.installed-test services lint typecheck contracts pytest
 
 ## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
-## then grade 1,000,000 generated SDTM lab records with grade-labs (records/s)
+## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; then grade
+## 1,000,000 generated SDTM lab records with grade-labs (records/s)
 N ?= 100000
 bench: install
+	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
 

@@ -36,6 +36,7 @@ class Result:
     delivered: int
     delivery_failed: int
     traced_peak_mb: float | None
+    rules: int
 
 
 def peak_rss_mb() -> float:
@@ -79,7 +80,8 @@ async def run(app: App, path: Path, batch_size: int, profile: cProfile.Profile |
     started = time.perf_counter()
     delivered, delivery_failed = await deliver_all(app)
     deliver_seconds = time.perf_counter() - started
-    return Result(summary, seconds, deliver_seconds, delivered, delivery_failed, traced_peak)
+    rules = len(app.pipeline.ruleset.rules)
+    return Result(summary, seconds, deliver_seconds, delivered, delivery_failed, traced_peak, rules)
 
 
 async def with_postgres_schema(
@@ -136,6 +138,13 @@ def main() -> None:
         default=None,
         help="default: a fresh SQLite file in a temp dir; postgresql://... uses a fresh schema, dropped after",
     )
+    parser.add_argument(
+        "--rules",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="rules directory (default: the configured one, i.e. the trial's whole catalogue and routing)",
+    )
     parser.add_argument("--profile", metavar="FILE", type=Path, default=None, help="cProfile the replay into FILE")
     parser.add_argument(
         "--tracemalloc", action="store_true", help="also report the traced Python heap peak (slows the run)"
@@ -150,6 +159,7 @@ def main() -> None:
             mail_backend="capture",
             mail_capture_dir=tmp / "mail",
             alert_recipients=("dsmb@example.org",),
+            **({"rules_dir": args.rules} if args.rules else {}),
         )
         batch_size = args.batch_size or settings.batch_size
 
@@ -172,6 +182,7 @@ def main() -> None:
         store = make_url(url).render_as_string(hide_password=True) if is_postgres(url) else "sqlite (temp file)"
         rate = outcome.received / result.seconds if result.seconds else 0.0
         print(f"store:            {store}")
+        print(f"rules:            {settings.rules_dir} ({result.rules} rules)")
         print(f"messages:         {outcome.received:,} in {result.summary.batches:,} batches of {batch_size}")
         print(
             f"applied:          {outcome.applied:,} (stale {outcome.stale}, duplicates {outcome.duplicates}, "

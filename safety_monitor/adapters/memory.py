@@ -149,8 +149,13 @@ class _Findings(_Repo):
             f
             for f in self.s.findings.values()
             if test_key(f.finding) in wanted
-            and (collected_from is None or f.finding.collected_at.text >= collected_from)
-            and (collected_before is None or f.finding.collected_at.text < collected_before)
+            and (
+                not f.finding.collected_at.is_complete  # a date without its day cannot be placed: always read
+                or (
+                    (collected_from is None or f.finding.collected_at.text >= collected_from)
+                    and (collected_before is None or f.finding.collected_at.text < collected_before)
+                )
+            )
         ]
 
     async def for_subjects(self, subjects: Iterable[SubjectKey]) -> list[StoredFinding]:

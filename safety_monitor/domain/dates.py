@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 # SDTM IG 3.x section 4.4: --DTC variables are ISO 8601 and may be reduced-precision by right truncation
 # ("2014-03"). Interior omission with hyphens ("2014---05") is also allowed by the IG but is not produced
@@ -31,8 +32,12 @@ class PartialDate:
     day: int | None = None
     text: str = ""
 
+    @staticmethod
+    def parse(text: str) -> PartialDate:
+        return _parse(text)
+
     @classmethod
-    def parse(cls, text: str) -> PartialDate:
+    def _parse_uncached(cls, text: str) -> PartialDate:
         match = _ISO_DTC.match(text.strip())
         if match is None:
             raise InvalidDate(
@@ -77,3 +82,9 @@ class PartialDate:
         if self.day is None:
             return None
         return self.day >= reference.day
+
+
+@lru_cache(maxsize=65536)
+def _parse(text: str) -> PartialDate:
+    # Values are immutable and the same dates are read again and again (histories, baselines): parse once.
+    return PartialDate._parse_uncached(text)

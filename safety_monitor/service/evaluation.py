@@ -125,7 +125,11 @@ async def _derive_grades(
             mapping = graded_from(event)
             assert mapping is not None
             keys |= {(*event.record_key[:2], mapping.domain.value, t) for t in mapping.tests}
-        for stored in await uow.findings.history(keys):
+        # Results before the earliest onset cannot count (the span starts at onset); results dated without a
+        # day are always read (in_span decides them).
+        onsets = [e.onset_date.text for e in full if e.onset_date is not None]
+        since = min(onsets) if len(onsets) == len(full) else None
+        for stored in await uow.findings.history(keys, collected_from=since):
             history[_subject_of(stored.finding)].append(stored)
     full_keys = {e.record_key for e in full}
     fresh_by_subject: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)

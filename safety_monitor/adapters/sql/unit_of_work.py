@@ -415,6 +415,10 @@ class _Findings(_Sql):
             where.append(c.collected_at >= collected_from)
         if collected_before is not None:
             where.append(c.collected_at < collected_before)
+        if where:
+            # A collection date without its day ("2026-04") cannot be placed in the window: always read it and
+            # let the domain decide (it counts undecidable dates as inside).
+            where = [or_(and_(*where), func.length(c.collected_at) < 10)]
         rows = await self._select_by_keys(t.finding, ("study_id", "subject_id", "domain", "test_code"), keys, where)
         return [_stored_finding(row) for row in rows]
 
