@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,11 +16,14 @@ from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
 from safety_monitor.domain.routing import Routing
+from safety_monitor.domain.rules import Ruleset
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import load_routing
+from safety_monitor.service.deadlines import deadline_job
 from safety_monitor.service.delivery import DeliveryReport, deliver_due
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import Clock, Mailer, UnitOfWorkFactory
+from safety_monitor.service.reload import RulesetHolder
 from safety_monitor.service.routing_jobs import routing_jobs
 from safety_monitor.service.scheduler import ScheduledJob
 from safety_monitor.settings import Settings
@@ -48,6 +51,15 @@ class App:
         if self.engine is not None:
             await self.engine.dispose()
 
+    def rules_holder(self) -> RulesetHolder:
+        """Hot reload of the rule files into this app's pipeline (SIGHUP in long-running processes): a reload
+        that fails keeps the last good ruleset. The routing file is read at start; changing it needs a restart."""
+
+        def swap(ruleset: Ruleset) -> None:
+            self.pipeline = replace(self.pipeline, ruleset=ruleset)
+
+        return RulesetHolder(self.pipeline.ruleset, lambda: load_ruleset(self.settings.rules_dir), on_change=swap)
+
     async def deliver(self, *, ignore_waits: bool = False) -> DeliveryReport:
         """Email the due notification groups and send the outbox (`ignore_waits`: every group now, for demos)."""
         return await deliver_due(
@@ -62,8 +74,9 @@ class App:
         )
 
     def scheduled_jobs(self, delivery_every: timedelta = timedelta(seconds=2)) -> list[ScheduledJob]:
-        """The notification path's jobs for a runtime's scheduler: routed delivery, reminders, digests."""
-        return routing_jobs(
+        """The scheduled jobs of a runtime: the SAE reporting clock (reminders, overdue), then the notification
+        path (reminders, digests, routed delivery), each run once per slot across workers."""
+        notification_jobs = routing_jobs(
             self.store,
             self.mailer,
             self.renderer,
@@ -72,6 +85,7 @@ class App:
             mail_domain=self.settings.mail_domain,
             delivery_every=delivery_every,
         )
+        return [deadline_job(self.store, lambda: self.pipeline), *notification_jobs]
 
 
 def make_grader(settings: Settings) -> FindingGrader:

@@ -10,6 +10,7 @@ harmless. State lives in SQL, never in Faust tables. Scheduled work runs through
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -29,6 +31,7 @@ from faust.web import Request, Response, View
 from safety_monitor.bootstrap import App
 from safety_monitor.service.handling import handle_batch
 from safety_monitor.service.records import BatchOutcome, DeadLetter, InboundMessage, Notice, RejectedMessage
+from safety_monitor.service.reload import install_sighup_reload
 from safety_monitor.service.scheduler import Scheduler
 from streams.embedded import to_service
 from streams.topics import KafkaSettings
@@ -182,6 +185,8 @@ class KafkaRuntime:
         self.stats.published_dead_letters += len(outcome.dead_letters)
 
     async def run_scheduler(self) -> None:
+        # SIGHUP (`safety-monitor rules reload`) reloads the rule files; a broken reload keeps the rules in force.
+        install_sighup_reload(self.core.rules_holder())
         stop = asyncio.Event()
         try:
             await self.scheduler.run(stop)
@@ -276,6 +281,16 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
     return app, runtime
 
 
+PID_FILE = Path("var/safety-monitor-worker.pid")  # what `safety-monitor rules reload` signals
+
+
+def write_pid_file(path: Path) -> None:
+    """Record this worker's pid for `rules reload`; removed again when the process exits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    atexit.register(lambda: path.unlink(missing_ok=True))
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -287,6 +302,7 @@ def run_worker(core: App, kafka: KafkaSettings, *, loglevel: str = "info") -> No
     asyncio.set_event_loop(loop)
     app, _runtime = create_faust_app(core, kafka)
     worker = faust.Worker(app, loglevel=loglevel, loop=loop, redirect_stdouts=False)
+    write_pid_file(PID_FILE)
     log.info("worker starting group=%s topics=%s", kafka.app_id, ",".join(kafka.topics.inbound))
     worker.execute_from_commandline()
 

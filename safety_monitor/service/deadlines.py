@@ -8,6 +8,7 @@ nothing twice), and closes clocks on a report-submitted record or a reviewer's d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -108,12 +109,18 @@ async def close_clocks(uow_factory: UnitOfWorkFactory, case: ClockKey, reason: s
 
 
 def deadline_job(
-    store: UnitOfWorkFactory, config: PipelineConfig, every: timedelta = DEADLINE_CHECK_EVERY
+    store: UnitOfWorkFactory,
+    config: PipelineConfig | Callable[[], PipelineConfig],
+    every: timedelta = DEADLINE_CHECK_EVERY,
 ) -> ScheduledJob:
-    """The scheduler job (service/scheduler.py) that runs `check_deadlines` once per slot across workers."""
+    """The scheduler job (service/scheduler.py) that runs `check_deadlines` once per slot across workers.
+
+    `config` may be a function returning the pipeline's current config, so a hot-reloaded ruleset is used.
+    """
 
     async def run(now: datetime) -> object:
-        report = await check_deadlines(store, config, now)
+        current = config if isinstance(config, PipelineConfig) else config()
+        report = await check_deadlines(store, current, now)
         return {"reminders": report.reminders, "overdue": report.overdue, "skipped": report.skipped}
 
     return ScheduledJob("sae-deadlines", every, run, lease=max(every * 4, timedelta(minutes=5)))
