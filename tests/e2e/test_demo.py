@@ -63,7 +63,6 @@ def oracle(lines: tuple[str, ...], malformed: set[int], conflict_msg_id: str) ->
             alerts["hemoptysis"].add(key)
         if pt in PNEUMONITIS and grade >= 2 and message.get("AEIRAE") in ("Y", None):
             alerts["pneumonitis-grade-2"].add(key)
-    critical = alerts["hemoptysis"] | alerts["pneumonitis-grade-2"]
     worst: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for (subject, _spid), message in current.items():
         if subject in dosed:
@@ -73,13 +72,13 @@ def oracle(lines: tuple[str, ...], malformed: set[int], conflict_msg_id: str) ->
     for (soc, pt), grades in worst.items():
         incidence[(soc, pt, "any")] = (len(grades), len(dosed))
         incidence[(soc, pt, ">=3")] = (sum(1 for g in grades.values() if g >= 3), len(dosed))
-    # routing.yaml's inhibit rule: an open grade 5 alert holds the subject's lesser (high) alerts.
-    fatal = {subject for (subject, _), m in current.items() if int(m["AETOXGR"]) == 5 and (subject, _) in critical}
+    # routing.yaml's inhibit rule holds only medium and info alerts of a subject who died; the skeleton's three
+    # rules are critical or high, so nothing of theirs is held.
     return {
         "alerts": {rule: len(keys) for rule, keys in alerts.items()},
         "incidence": incidence,
         "dosed": len(dosed),
-        "inhibited": sum(1 for subject, _ in alerts["hypertension-grade-3"] if subject in fatal),
+        "inhibited": 0,
     }
 
 
