@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import faust
 from faust import Stream
+from faust.exceptions import ConsumerNotStarted
 from faust.sensors import Monitor
 from faust.types import TP, EventT, StreamT
 from faust.web import Request, Response, View
@@ -197,7 +198,12 @@ class KafkaRuntime:
         consumer, monitor = self.app.consumer, self.app.monitor
         lag: dict[str, int | None] = {}
         committed_now: dict[TP, int | None] = getattr(consumer, "_committed_offset", {})
-        for tp in sorted(consumer.assignment()):
+        try:
+            assignment = sorted(consumer.assignment())
+            consumer_state = "running"
+        except ConsumerNotStarted:  # starting up or shutting down: say so, never fail the health check itself
+            assignment, consumer_state = [], "not started"
+        for tp in assignment:
             if tp.topic not in self.kafka.topics.inbound:
                 continue
             try:
@@ -212,11 +218,13 @@ class KafkaRuntime:
         leases = await self.scheduler.states()
         known = [v for v in lag.values() if v is not None]
         status = "stuck" if self.stats.stuck_since else ("failed-notices" if outbox.get("failed") else "ok")
+        if consumer_state != "running" and status == "ok":
+            status = "starting"
         o = self.stats.outcome
         return {
             "status": status,
             "holder": self.holder,
-            "consumer": {"group": self.kafka.app_id, "lag": lag, "total_lag": sum(known)},
+            "consumer": {"group": self.kafka.app_id, "state": consumer_state, "lag": lag, "total_lag": sum(known)},
             "last_commit": {
                 "database": _iso(self.stats.last_db_commit_at),
                 "offsets": _iso(monitor.last_commit_at if isinstance(monitor, CommitMonitor) else None),
@@ -275,7 +283,7 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
 
     async def health(view: View, request: Request) -> Response:
         report = await runtime.health()
-        return view.json(report, status=200 if report["status"] != "stuck" else 503)
+        return view.json(report, status=503 if report["status"] in ("stuck", "starting") else 200)
 
     app.page("/health/")(health)
     return app, runtime

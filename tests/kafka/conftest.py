@@ -145,8 +145,11 @@ class WorkerProcess:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/", timeout=2) as response:
                 return dict(json.load(response))
-        except urllib.error.HTTPError as exc:
-            return dict(json.load(exc))
+        except urllib.error.HTTPError as exc:  # 503 while starting or stuck: still a JSON report
+            try:
+                return dict(json.load(exc))
+            except ValueError:
+                return None
         except OSError:
             return None
 
@@ -253,7 +256,11 @@ async def wait_until(condition: Any, seconds: float = 60, what: str = "condition
 async def results(store: SqlStore) -> dict[str, Any]:
     """What two runtimes must agree on: incidence, rule hits, alerts, notices (ids are content-derived)."""
     queries = {
-        "hits": "SELECT rule_id, msg_id, alert_key, grade FROM rule_hit",
+        # A pattern hit is anchored on the message that completed the occurrence; when the SBP and DBP of one
+        # measurement are cut into different batches the anchor can differ, so pattern hits are compared per
+        # alert (which subjects showed the pattern, at which grade) and all other hits row by row.
+        "hits": "SELECT rule_id, msg_id, alert_key, grade FROM rule_hit WHERE subject_ref <> 'PATTERN'",
+        "pattern_hits": "SELECT DISTINCT rule_id, alert_key FROM rule_hit WHERE subject_ref = 'PATTERN'",
         "alerts": "SELECT alert_key, rule_id, grade, status FROM alert",
         "notices": "SELECT notice_id, alert_key, kind FROM outbox",
         "inbox": "SELECT msg_id, content_hash FROM inbox",

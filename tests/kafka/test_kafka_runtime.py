@@ -19,7 +19,7 @@ from tests.kafka.conftest import Stack, results, wait_until
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
 # What both runtimes must agree on. Outbox notices are not compared: routing groups alerts into notices on its own
 # schedule (group_wait), so which notices exist at a given moment depends on time, not on the runtime.
-PARITY = ("incidence", "hits", "alerts", "inbox", "dead_letters")
+PARITY = ("incidence", "hits", "pattern_hits", "alerts", "inbox", "dead_letters")
 
 
 @pytest.fixture(scope="module")
