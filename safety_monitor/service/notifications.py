@@ -33,6 +33,7 @@ from safety_monitor.domain.notifications import (
 )
 from safety_monitor.domain.routing import Labels, Routing, alert_labels, destinations, group_due_at, repeat_due
 from safety_monitor.domain.rules import Ruleset
+from safety_monitor.service.notices import alert_context
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
 from safety_monitor.service.records import (
     AlertNotificationState,
@@ -215,29 +216,7 @@ async def _flush_group(
 
 
 def _reminder_context(alert: Alert, labels: Labels, now: datetime) -> dict[str, object]:
-    return {
-        "change": REPEAT,
-        "previous_grade": None,
-        "alert_key": alert.key,
-        "rule_id": alert.rule_id,
-        "rule_title": alert.rule_title,
-        "severity": alert.severity,
-        "action": alert.action,
-        "study_id": alert.study_id,
-        "subject_id": alert.subject_id,
-        "subject_ref": alert.subject_ref,
-        "term": alert.term,
-        "observed_on": alert.observed_on,
-        "grade": alert.grade,
-        "status": alert.status.value,
-        "detail": alert.detail,
-        "msg_id": alert.last_msg_id,
-        "raised_at": alert.raised_at.isoformat(),
-        "changed_at": now.isoformat(),
-        "ruleset_hash": alert.ruleset_hash,
-        "ctcae_version": alert.ctcae_version,
-        "labels": dict(labels),
-    }
+    return {**alert_context(alert, REPEAT, None, alert.last_msg_id, now), "labels": dict(labels)}
 
 
 async def plan_repeats(store: UnitOfWorkFactory, now: datetime) -> int:

@@ -20,6 +20,7 @@ from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key
 from safety_monitor.domain.subjects import Subject, apply_event
 from safety_monitor.service.evaluation import BasisRemoved, evaluate_batch
 from safety_monitor.service.findings import grade_findings
+from safety_monitor.service.notices import alert_context
 from safety_monitor.service.notifications import plan_notifications
 from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
 from safety_monitor.service.records import (
@@ -56,28 +57,7 @@ def _dead_letter(msg_id: str | None, reason: str, payload: str, origin: str, now
 def alert_notice(change: AlertChange, recipients: tuple[str, ...], ruleset: Ruleset | None = None) -> Notice:
     """The outbox row for an alert change; its context is what the mail templates may show."""
     alert = change.alert
-    context: dict[str, object] = {
-        "change": change.kind.value,
-        "previous_grade": change.previous_grade,
-        "alert_key": alert.key,
-        "rule_id": alert.rule_id,
-        "rule_title": alert.rule_title,
-        "severity": alert.severity,
-        "action": alert.action,
-        "study_id": alert.study_id,
-        "subject_id": alert.subject_id,
-        "subject_ref": alert.subject_ref,
-        "term": alert.term,
-        "observed_on": alert.observed_on,
-        "grade": alert.grade,
-        "status": alert.status.value,
-        "detail": alert.detail,
-        "msg_id": change.msg_id,
-        "raised_at": alert.raised_at.isoformat(),
-        "changed_at": change.at.isoformat(),
-        "ruleset_hash": alert.ruleset_hash,
-        "ctcae_version": alert.ctcae_version,
-    }
+    context = alert_context(alert, change.kind.value, change.previous_grade, change.msg_id, change.at)
     rule = ruleset.by_id(alert.rule_id) if ruleset is not None else None
     if rule is not None:  # the rule's protocol action and its rendered annotations (summary, description, ...)
         context["recommendation"] = rule.recommendation.value if rule.recommendation else None
