@@ -43,7 +43,7 @@ class Settings:
     smtp_timeout: float = 30.0
     smtp_ca_file: str | None = None
     ctcae_version: str = "5.0"
-    batch_size: int = 2000
+    batch_size: int = 5000
 
     @property
     def routing_file(self) -> Path:

@@ -40,6 +40,16 @@ def _draw_key(finding: Finding, test: str) -> DrawKey:
     return (env.study_id, env.subject_id, test, finding.collected_at.text)
 
 
+def may_be_baseline(finding: Finding, first_dose: date | None) -> bool:
+    """Whether a result can be a baseline at all: flagged, or collected on or before a known first dose
+    (the same test `choose_baseline` applies; this only saves the choice for the results that cannot win)."""
+    if finding.baseline_flag:
+        return True
+    if first_dose is None:
+        return False
+    return finding.collected_at.on_or_after(first_dose) is not True or finding.collected_at.as_date() == first_dose
+
+
 def _first_dose(subject: Subject | None) -> date | None:
     if subject is None or subject.first_dose_on is None:
         return None
@@ -74,10 +84,14 @@ async def grade_findings(
     baselines: dict[TestKey, Finding] = dict(current)
     changed: set[TestKey] = set()
     for key in by_key.keys() | history.keys():
-        candidates = [*history.get(key, ()), *by_key.get(key, ())]
+        first_dose = _first_dose(subjects.get((key[0], key[1])))
+        fresh = [f for f in by_key.get(key, ()) if may_be_baseline(f, first_dose)]
+        if key not in history and not fresh:
+            continue  # results after the first dose, unflagged: none can be the baseline (the usual case)
+        candidates = [*history.get(key, ()), *fresh]
         if key in current and key not in history:
             candidates.append(current[key])  # folding into the current choice equals choosing from all history
-        chosen = choose_baseline(candidates, _first_dose(subjects.get((key[0], key[1]))))
+        chosen = choose_baseline(candidates, first_dose)
         before = current.get(key)
         if chosen is not None and (before is None or chosen.envelope.msg_id != before.envelope.msg_id):
             baselines[key] = chosen
