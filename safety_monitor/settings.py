@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
@@ -16,6 +17,46 @@ def _resource(name: str) -> Path:
     """templates/ and rules/ from a source checkout (editable install) or the copies bundled in the wheel."""
     checkout = _PACKAGE.parent / name
     return checkout if checkout.is_dir() else _PACKAGE / "bundled" / name
+
+
+class EnvReader:
+    """Reads environment variables into `values`, collecting every problem in `problems` (none is fatal alone)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+        self.values: dict[str, Any] = {}
+
+    def get(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def text(self, name: str, key: str) -> None:
+        if self.get(name):
+            self.values[key] = self.get(name)
+
+    def number(self, name: str, key: str, kind: type[int] | type[float], low: float) -> None:
+        raw = self.get(name)
+        if not raw:
+            return
+        try:
+            value = kind(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a number")
+            return
+        if value < low:
+            self.problems.append(f"{name}={raw!r} must be at least {low:g}")
+            return
+        self.values[key] = value
+
+    def emails(self, name: str, key: str) -> None:
+        raw = self.get(name)
+        if not raw:
+            return
+        addresses = tuple(a.strip() for a in raw.split(",") if a.strip())
+        wrong = [a for a in addresses if not _EMAIL.match(a)]
+        if wrong:
+            self.problems.append(f"{name}: not an email address: {', '.join(wrong)} (separate addresses by commas)")
+        self.values[key] = addresses
 
 
 class SettingsError(ValueError):
@@ -58,37 +99,9 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read every variable, collect every problem, raise them together."""
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-        values: dict[str, object] = {}
-
-        def text(name: str, key: str) -> None:
-            if env.get(name, "").strip():
-                values[key] = env[name].strip()
-
-        def number(name: str, key: str, kind: type[int] | type[float], low: float) -> None:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return
-            try:
-                value = kind(raw)
-            except ValueError:
-                problems.append(f"{name}={raw!r} is not a number")
-                return
-            if value < low:
-                problems.append(f"{name}={raw!r} must be at least {low:g}")
-                return
-            values[key] = value
-
-        def emails(name: str, key: str) -> None:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return
-            addresses = tuple(a.strip() for a in raw.split(",") if a.strip())
-            wrong = [a for a in addresses if not _EMAIL.match(a)]
-            if wrong:
-                problems.append(f"{name}: not an email address: {', '.join(wrong)} (separate addresses by commas)")
-            values[key] = addresses
+        reader = EnvReader(os.environ if environ is None else environ)
+        env, problems, values = reader.env, reader.problems, reader.values
+        text, number, emails = reader.text, reader.number, reader.emails
 
         text("DATABASE_URL", "database_url")
         text("DATABASE_SCHEMA", "database_schema")
@@ -114,7 +127,7 @@ class Settings:
         text("CTCAE_VERSION", "ctcae_version")
         number("BATCH_SIZE", "batch_size", int, 1)
         values.update(overrides)
-        settings = replace(cls(), **values)  # type: ignore[arg-type]
+        settings = replace(cls(), **values)
         problems.extend(settings.problems())
         if problems:
             raise SettingsError(problems)

@@ -12,9 +12,8 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from safety_monitor.settings import SettingsError
+from safety_monitor.settings import EnvReader, SettingsError
 
 with warnings.catch_warnings():  # kafka-python 3.0 emits DeprecationWarnings at import on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -77,27 +76,9 @@ class KafkaSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSettings:
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-        values: dict[str, Any] = {}
+        reader = EnvReader(os.environ if environ is None else environ)
+        problems, values, get, number = reader.problems, reader.values, reader.get, reader.number
         names: dict[str, str] = {}
-
-        def get(name: str) -> str:
-            return env.get(name, "").strip()
-
-        def number(name: str, key: str, kind: type[int] | type[float], low: float) -> None:
-            raw = get(name)
-            if not raw:
-                return
-            try:
-                value = kind(raw)
-            except ValueError:
-                problems.append(f"{name}={raw!r} is not a number")
-                return
-            if value < low:
-                problems.append(f"{name}={raw!r} must be at least {low:g}")
-                return
-            values[key] = value
 
         if get("KAFKA_BOOTSTRAP_SERVERS"):
             values["bootstrap_servers"] = get("KAFKA_BOOTSTRAP_SERVERS")
