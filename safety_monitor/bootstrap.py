@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -16,16 +17,16 @@ from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
 from safety_monitor.domain.routing import Routing
-from safety_monitor.domain.rules import Ruleset
+from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import load_routing
 from safety_monitor.service.deadlines import deadline_job
 from safety_monitor.service.delivery import DeliveryReport, deliver_due
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import Clock, Mailer, UnitOfWorkFactory
-from safety_monitor.service.reload import RulesetHolder
+from safety_monitor.service.reload import Configuration, ConfigurationHolder
 from safety_monitor.service.routing_jobs import routing_jobs
-from safety_monitor.service.scheduler import ScheduledJob
+from safety_monitor.service.scheduler import ScheduledJob, Scheduler
 from safety_monitor.settings import Settings
 
 
@@ -40,7 +41,15 @@ class App:
     mailer: Mailer
     renderer: TemplateRenderer
     clock: Clock
-    routing: Routing | None = None  # rules/routing.yaml, if present (else ALERT_RECIPIENTS hear everything)
+
+    @property
+    def routing(self) -> Routing | None:
+        """rules/routing.yaml as in force now, if present (else ALERT_RECIPIENTS hear everything)."""
+        return self.pipeline.routing
+
+    @property
+    def configuration(self) -> Configuration:
+        return Configuration(self.pipeline.ruleset, self.pipeline.routing)
 
     async def start(self) -> None:
         """Bring the database schema up to date (idempotent)."""
@@ -51,14 +60,25 @@ class App:
         if self.engine is not None:
             await self.engine.dispose()
 
-    def rules_holder(self) -> RulesetHolder:
-        """Hot reload of the rule files into this app's pipeline (SIGHUP in long-running processes): a reload
-        that fails keeps the last good ruleset. The routing file is read at start; changing it needs a restart."""
+    def configuration_holder(self) -> ConfigurationHolder:
+        """Hot reload of rules and routing together into this app (SIGHUP in long-running processes). Both load
+        or neither is swapped in: a reload that fails keeps the last good rules and routing and reports every
+        error. Batches read `self.pipeline` when they start and scheduled jobs read it at each run, so the next
+        batch and the next run of every job use what was reloaded."""
 
-        def swap(ruleset: Ruleset) -> None:
-            self.pipeline = replace(self.pipeline, ruleset=ruleset)
+        def swap(configuration: Configuration) -> None:
+            self.pipeline = replace(self.pipeline, ruleset=configuration.ruleset, routing=configuration.routing)
 
-        return RulesetHolder(self.pipeline.ruleset, lambda: load_ruleset(self.settings.rules_dir), on_change=swap)
+        def load() -> Configuration:
+            configuration = load_configuration(self.settings)
+            if configuration.routing is None and not self.settings.alert_recipients:
+                # A routing file removed with nobody in ALERT_RECIPIENTS: alerts would reach nobody.
+                where = str(self.settings.routing_file)
+                hint = "routing file not found and ALERT_RECIPIENTS is not set: alerts would reach nobody"
+                raise ConfigInvalid([ConfigError(where, None, "", hint)])
+            return configuration
+
+        return ConfigurationHolder(self.configuration, load, on_change=swap)
 
     async def deliver(self, *, ignore_waits: bool = False) -> DeliveryReport:
         """Email the due notification groups and send the outbox (`ignore_waits`: every group now, for demos)."""
@@ -75,17 +95,35 @@ class App:
 
     def scheduled_jobs(self, delivery_every: timedelta = timedelta(seconds=2)) -> list[ScheduledJob]:
         """The scheduled jobs of a runtime: the SAE reporting clock (reminders, overdue), then the notification
-        path (reminders, digests, routed delivery), each run once per slot across workers."""
+        path (reminders, digests, routed delivery), each run once per slot across workers. Each job reads the
+        rules and routing in force when it runs, so a hot reload needs no new job list (digest schedules a
+        reload adds or removes are picked up by the digest job at its next run)."""
         notification_jobs = routing_jobs(
             self.store,
             self.mailer,
             self.renderer,
-            self.pipeline.effective_routing(),
+            lambda: self.pipeline.effective_routing(),
             sender=self.settings.mail_from,
             mail_domain=self.settings.mail_domain,
             delivery_every=delivery_every,
         )
         return [deadline_job(self.store, lambda: self.pipeline), *notification_jobs]
+
+    def scheduler(
+        self,
+        holder: str,
+        delivery_every: timedelta = timedelta(seconds=2),
+        extra_jobs: Sequence[ScheduledJob] = (),
+    ) -> Scheduler:
+        """The DB-leased scheduler of a long-running process (Kafka worker or `serve`) over `scheduled_jobs`, plus
+        the runtime's own jobs (the worker's catch-up of unsent topic publications)."""
+        return Scheduler(
+            self.store,
+            self.clock,
+            [*self.scheduled_jobs(delivery_every), *extra_jobs],
+            holder=holder,
+            poll=min(delivery_every, timedelta(seconds=1)),
+        )
 
 
 def make_grader(settings: Settings) -> FindingGrader:
@@ -110,6 +148,25 @@ def make_mailer(settings: Settings) -> Mailer:
     return CaptureMailer(settings.mail_capture_dir)
 
 
+def load_configuration(settings: Settings) -> Configuration:
+    """Read the rule files and the routing file (if there is one) together; raise ConfigInvalid with every
+    error of both, each with its file and line."""
+    errors: list[ConfigError] = []
+    ruleset = routing = None
+    try:
+        ruleset = load_ruleset(settings.rules_dir)
+    except ConfigInvalid as exc:
+        errors.extend(exc.errors)
+    if settings.routing_file.is_file():
+        try:
+            routing = load_routing(settings.routing_file, settings.templates_dir)
+        except ConfigInvalid as exc:
+            errors.extend(exc.errors)
+    if errors or ruleset is None:
+        raise ConfigInvalid(errors)
+    return Configuration(ruleset, routing)
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -118,15 +175,17 @@ def bootstrap(
     clock: Clock | None = None,
 ) -> App:
     """Wire an app. Rules and templates are loaded (and checked) here, so a broken file stops the start."""
-    ruleset = load_ruleset(settings.rules_dir)
-    routing = load_routing(settings.routing_file, settings.templates_dir) if settings.routing_file.is_file() else None
+    configuration = load_configuration(settings)
     renderer = TemplateRenderer(settings.templates_dir)
     engine = None
     if store is None:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
         store = SqlStore(engine)
     pipeline = PipelineConfig(
-        ruleset=ruleset, grader=make_grader(settings), alert_recipients=settings.alert_recipients, routing=routing
+        ruleset=configuration.ruleset,
+        grader=make_grader(settings),
+        alert_recipients=settings.alert_recipients,
+        routing=configuration.routing,
     )
     return App(
         settings=settings,
@@ -136,5 +195,4 @@ def bootstrap(
         mailer=mailer or make_mailer(settings),
         renderer=renderer,
         clock=clock or SystemClock(),
-        routing=routing,
     )

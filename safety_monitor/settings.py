@@ -85,6 +85,8 @@ class Settings:
     smtp_ca_file: str | None = None
     ctcae_version: str = "5.0"
     batch_size: int = 5000
+    inbox_dir: Path = Path("var/inbox")  # `serve`: where sites' JSONL files are dropped (renamed into place)
+    inbox_poll: float = 2.0  # `serve`: seconds between looks at the inbox directory
 
     @property
     def routing_file(self) -> Path:
@@ -109,6 +111,7 @@ class Settings:
             ("SAFETY_MONITOR_RULES_DIR", "rules_dir"),
             ("SAFETY_MONITOR_TEMPLATES_DIR", "templates_dir"),
             ("MAIL_CAPTURE_DIR", "mail_capture_dir"),
+            ("SAFETY_MONITOR_INBOX_DIR", "inbox_dir"),
         ):
             if env.get(name, "").strip():
                 values[key] = Path(env[name].strip())
@@ -126,6 +129,7 @@ class Settings:
         text("SMTP_CA_FILE", "smtp_ca_file")
         text("CTCAE_VERSION", "ctcae_version")
         number("BATCH_SIZE", "batch_size", int, 1)
+        number("SAFETY_MONITOR_INBOX_POLL", "inbox_poll", float, 0.1)
         values.update(overrides)
         settings = replace(cls(), **values)
         problems.extend(settings.problems())

@@ -6,6 +6,12 @@ schedule name and slot, so a re-run writes the same row) and the run record comm
 leaves a digest half-sent or sent twice. A process down at 08:00 sends the day's digest when it comes back
 within `CATCH_UP` (once: only the latest slot counts, missed older slots are not replayed); a slot older
 than that is skipped, so a fresh deployment does not open with yesterday's digest.
+
+The schedules are those of the routing in force at each run, so a hot reload (service/reload.py) takes effect at
+the next check (within a minute) without a restart. A schedule a reload adds is treated like one at start: its
+latest slot is sent once if it lies within `CATCH_UP` and that schedule name has no run at or after it (so adding
+"0 8 * * *" at 10:00 sends today's 08:00 digest at once; moving a schedule that already ran today to a later
+hour already past sends that slot too). A schedule a reload removes writes nothing more; its run records stay.
 """
 
 from __future__ import annotations

@@ -2,10 +2,16 @@
 
 Both runtimes run them through the one DB-leased scheduler (service/scheduler.py), so each slot runs once
 across workers; every job is idempotent, so a slot taken over from a dead worker runs again harmlessly.
+
+The routing may be given as a function returning the routing in force: each run then reads it afresh, so a hot
+reload (service/reload.py) changes receivers, silences and digest schedules without a restart. The job list itself
+does not depend on the routing (the digest job runs whether or not the routing has schedules), so a reload that
+adds or removes digest schedules needs no new jobs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from safety_monitor.domain.routing import Routing
@@ -17,12 +23,18 @@ from safety_monitor.service.scheduler import ScheduledJob
 
 REPEAT_CHECK_EVERY = timedelta(minutes=1)
 
+RoutingSource = Routing | Callable[[], Routing]  # a fixed routing, or a function returning the one in force
+
+
+def current_routing(routing: RoutingSource) -> Routing:
+    return routing if isinstance(routing, Routing) else routing()
+
 
 def routed_delivery_job(
     store: UnitOfWorkFactory,
     mailer: Mailer,
     renderer: Renderer,
-    routing: Routing,
+    routing: RoutingSource,
     *,
     sender: str,
     mail_domain: str,
@@ -33,9 +45,10 @@ def routed_delivery_job(
 
     async def run(now: datetime) -> object:
         total_sent = total_failed = 0
+        in_force = current_routing(routing)  # one routing for the whole pass
         while True:  # deliver_due sends at most `limit` emails per call
             report = await deliver_due(
-                store, mailer, renderer, sender=sender, mail_domain=mail_domain, now=now, routing=routing
+                store, mailer, renderer, sender=sender, mail_domain=mail_domain, now=now, routing=in_force
             )
             total_sent += report.sent
             total_failed += report.failed
@@ -54,11 +67,11 @@ def repeat_job(store: UnitOfWorkFactory, every: timedelta = REPEAT_CHECK_EVERY) 
     return ScheduledJob("notification-repeats", every, run)
 
 
-def digest_job(store: UnitOfWorkFactory, routing: Routing, every: timedelta = DIGEST_CHECK_EVERY) -> ScheduledJob:
+def digest_job(store: UnitOfWorkFactory, routing: RoutingSource, every: timedelta = DIGEST_CHECK_EVERY) -> ScheduledJob:
     """Digests of the routing file's schedules, each cron slot once (sent by the delivery job)."""
 
     async def run(now: datetime) -> object:
-        return await send_scheduled_digests(store, routing, now)
+        return await send_scheduled_digests(store, current_routing(routing), now)
 
     return ScheduledJob("digest-schedules", every, run)
 
@@ -67,7 +80,7 @@ def routing_jobs(
     store: UnitOfWorkFactory,
     mailer: Mailer,
     renderer: Renderer,
-    routing: Routing,
+    routing: RoutingSource,
     *,
     sender: str,
     mail_domain: str,

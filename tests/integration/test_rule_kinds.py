@@ -12,13 +12,12 @@ import pytest
 
 from safety_monitor.cli.rule_tests import default_grader
 from safety_monitor.domain.conditions.deadline import SaeClock
-from safety_monitor.domain.rules import Ruleset
 from safety_monitor.ruleset.errors import ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.deadlines import check_deadlines, close_clocks
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWorkFactory
-from safety_monitor.service.reload import RulesetHolder
+from safety_monitor.service.reload import Configuration, ConfigurationHolder
 from tests.conftest import RECIPIENTS, ROOT
 from tests.factories import STUDY, ae, inbound, lb, subject_id, vs
 from tests.harness import run
@@ -185,20 +184,22 @@ def test_a_failed_reload_keeps_the_last_good_ruleset_and_says_why(tmp_path: Path
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - {id: a, title: t, severity: high, when: {kind: ae, terms: [Haemoptysis]}}\n"
     )
-    swapped: list[Ruleset] = []
-    holder = RulesetHolder(load_ruleset(tmp_path), lambda: load_ruleset(tmp_path), swapped.append)
+    swapped: list[Configuration] = []
+    holder = ConfigurationHolder(
+        Configuration(load_ruleset(tmp_path)), lambda: Configuration(load_ruleset(tmp_path)), swapped.append
+    )
     good = holder.ruleset.content_hash
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - {id: a, title: t, severity: high, when: {kind: ae, terms: [Haemoptysis], grade_at_least: 6}}\n"
     )
     result = holder.reload()
-    assert not result.ok and result.content_hash == good and holder.ruleset.content_hash == good
+    assert not result.ok and result.ruleset_hash == good and holder.ruleset.content_hash == good
     assert "grade_at_least: 6 is impossible: CTCAE grades run 1-5" in result.error and swapped == []
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - {id: a, title: t, severity: high, when: {kind: ae, terms: [Haemoptysis], grade_at_least: 3}}\n"
     )
     result = holder.reload()
-    assert result.ok and result.changed and holder.ruleset.content_hash != good and swapped == [holder.ruleset]
+    assert result.ok and result.changed and holder.ruleset.content_hash != good and swapped == [holder.current]
     assert holder.reload().changed is False
     with pytest.raises(ConfigInvalid):
         load_ruleset(tmp_path / "missing")
