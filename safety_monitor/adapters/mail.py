@@ -83,3 +83,15 @@ class CaptureMailer:
         partial = path.with_suffix(".eml.partial")
         partial.write_bytes(data)
         partial.replace(path)
+
+
+class MemoryMailer:
+    """Keeps each mail in `sent`, in the order sent, checked through MIME like a real send: the inbox of
+    `rules test` and of tests. A retried delivery replaces its earlier copy (same Message-ID)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMail] = []
+
+    async def send(self, mail: OutgoingMail) -> None:
+        to_mime(mail)  # a mail that cannot become MIME fails here as it would over SMTP
+        self.sent = [m for m in self.sent if m.message_id != mail.message_id] + [mail]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import getpass
 import io
 import json
 import os
@@ -15,16 +16,19 @@ from pathlib import Path
 
 import click
 
-from safety_monitor.bootstrap import App
+from safety_monitor.bootstrap import App, load_configuration
 from safety_monitor.cli.backtest import BacktestInputError, backtest, format_report
 from safety_monitor.cli.common import app_for, run_app, settings_from_env
-from safety_monitor.cli.rule_tests import CaseFileError, case_files, run_files
+from safety_monitor.cli.rule_tests import CaseFileError, case_files, case_routing, run_files
+from safety_monitor.domain.review import ReviewRefused, Role
 from safety_monitor.domain.rules import Ruleset
 from safety_monitor.ruleset.errors import ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
-from safety_monitor.service.deadlines import close_clocks
+from safety_monitor.ruleset.routing_loader import ROUTING_FILE
+from safety_monitor.service.review import record_report_submitted
 
-# Where a long-running worker writes its process id, so `rules reload` can send it SIGHUP.
+# Where a long-running process (Kafka `worker`, embedded `serve`) writes its process id, so `rules reload` can
+# send it SIGHUP.
 DEFAULT_PID_FILE = Path("var/safety-monitor-worker.pid")
 
 
@@ -48,18 +52,28 @@ def _load_or_exit(directory: Path) -> Ruleset:
     help="Where the test files are (default: DIRECTORY/tests).",
 )
 def rules_test(directory: Path | None, tests_dir: Path | None) -> None:
-    """Run the YAML test cases of the rules in DIRECTORY (input messages -> expected hits, alerts,
-    notifications) against the in-memory store; exit 1 on any failure, with what differed."""
-    target = directory or settings_from_env().rules_dir
+    """Run the YAML test cases of the rules in DIRECTORY (input messages -> expected hits, alerts, and the
+    emails DIRECTORY/routing.yaml routes) against the in-memory store; exit 1 on any failure, with what differed."""
+    settings = settings_from_env()
+    target = directory or settings.rules_dir
     ruleset = _load_or_exit(target)
+    try:
+        routing = case_routing(target, settings.templates_dir)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{len(exc.errors)} error(s) in {target / ROUTING_FILE}", err=True)
+        sys.exit(1)
     files = case_files(tests_dir or target)
     if not files:
         click.echo(f"no test files in {(tests_dir or target / 'tests')}", err=True)
         sys.exit(1)
     try:
-        results = asyncio.run(run_files(ruleset, files))
+        results = asyncio.run(run_files(ruleset, files, templates_dir=settings.templates_dir, routing=routing))
     except CaseFileError as exc:
-        click.echo(str(exc), err=True)
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{len(exc.errors)} error(s) in the test files; no case was run", err=True)
         sys.exit(1)
     failed = [r for r in results if not r.passed]
     for result in failed:
@@ -96,27 +110,35 @@ def rules_backtest(rules_dir: Path, data: tuple[Path, ...], fmt: str, batch_size
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_PID_FILE,
     show_default=True,
-    help="The running worker's pid file.",
+    help="The running process's pid file (worker or serve).",
 )
 def rules_reload(pid_file: Path) -> None:
-    """Check the configured rules, then ask the running worker (its pid file) to reload them with SIGHUP.
+    """Check the configured rules and routing.yaml, then ask the running process (`worker` or `serve`, by its
+    pid file) to reload both with SIGHUP; exit 1 with every error, nothing signalled, if they do not load.
 
-    The worker keeps its last good ruleset if the files do not load, and logs why; checking first here means a
-    broken file is reported to you, not only to the worker's log.
+    The process swaps in rules and routing together or keeps the last good pair, and logs which; checking first
+    here means a broken file is reported to you, not only to the process's log.
     """
     settings = settings_from_env()
-    ruleset = _load_or_exit(settings.rules_dir)
+    try:
+        configuration = load_configuration(settings)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{len(exc.errors)} error(s) in {settings.rules_dir}; nothing reloaded", err=True)
+        sys.exit(1)
+    loads = f"ruleset {configuration.ruleset_hash[:12]}, routing {configuration.routing_hash[:12] or '(none)'}"
     if not pid_file.is_file():
         raise click.ClickException(
-            f"rules OK ({ruleset.content_hash[:12]}), but no running worker: {pid_file} not found. "
-            "Embedded commands read the rules when they start; nothing to reload."
+            f"rules OK ({loads}), but no running worker or serve: {pid_file} not found. "
+            "One-shot commands read the rules when they start; nothing to reload."
         )
     try:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
     except (ValueError, ProcessLookupError, PermissionError) as exc:
-        raise click.ClickException(f"could not signal the worker from {pid_file}: {exc}") from None
-    click.echo(f"sent SIGHUP to worker {pid}; it loads ruleset {ruleset.content_hash[:12]} or keeps its current one")
+        raise click.ClickException(f"could not signal the process from {pid_file}: {exc}") from None
+    click.echo(f"sent SIGHUP to process {pid}; it loads {loads} or keeps its current pair")
 
 
 @click.group()
@@ -181,13 +203,28 @@ def sae() -> None:
 @click.option("--aespid", required=True, help="AESPID of the case.")
 @click.option("--date", "submitted", required=True, help="When the report was submitted (ISO 8601 date or date-time).")
 @click.option("--study", "study_id", default=None, help="STUDYID (default: the study whose clock matches).")
-def sae_report_submitted(subject_id: str, aespid: str, submitted: str, study_id: str | None) -> None:
-    """Record that the expedited report of a case was submitted: its reporting clock stops."""
+@click.option("--reviewer", default=None, help="Who records it (default: your login name).")
+@click.option(
+    "--role",
+    type=click.Choice([Role.ADMIN.value, Role.MEDICAL_MONITOR.value]),
+    default=Role.ADMIN.value,
+    show_default=True,
+)
+@click.option("--reason", default="expedited report submitted to the authorities", show_default=True)
+def sae_report_submitted(
+    subject_id: str, aespid: str, submitted: str, study_id: str | None, reviewer: str | None, role: str, reason: str
+) -> None:
+    """Record that the expedited report of a case was submitted: its reporting clock stops.
+
+    The same as the review action `report-submitted` on the case's clock alert: it is kept in the alert's audit
+    trail (`safety-monitor review show`).
+    """
     try:
         at = datetime.fromisoformat(submitted)
     except ValueError:
         raise click.ClickException(f"--date {submitted!r} is not an ISO 8601 date or date-time") from None
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    who = reviewer or getpass.getuser()
     app = app_for(settings_from_env())
 
     async def work(app: App) -> int:
@@ -198,12 +235,16 @@ def sae_report_submitted(subject_id: str, aespid: str, submitted: str, study_id:
             for c in open_clocks
             if (c.subject_id, c.ae_spid) == (subject_id, aespid) and (study_id is None or c.study_id == study_id)
         }
-        closed = 0
         for case in sorted(cases):
-            closed += len(await close_clocks(app.store, case, f"report submitted {at.isoformat()}", at))
-        return closed
+            await record_report_submitted(
+                app.store, case, reviewer=who, role=Role(role), reason=reason, at=app.clock.now(), submitted_at=at
+            )
+        return len(cases)
 
-    closed = run_app(app, work)
+    try:
+        closed = run_app(app, work)
+    except ReviewRefused as exc:
+        raise click.ClickException(str(exc)) from None
     if not closed:
         raise click.ClickException(f"no open reporting clock for subject {subject_id} AE {aespid}")
     click.echo(f"reporting clock stopped for subject {subject_id} AE {aespid} (report submitted {at.isoformat()})")

@@ -368,6 +368,13 @@ def _silences(ctx: _Ctx, raw: Any) -> list[Silence]:
     return silences
 
 
+def parse_silences(file: str, doc: Located, errors: list[ConfigError]) -> list[Silence]:
+    """The `silences` list of `doc` (a mapping), checked as in a routing file; every problem appended to `errors`
+    (a rules test case states its own silences this way)."""
+    data = doc.data.get("silences") if isinstance(doc.data, dict) else None
+    return _silences(_Ctx(file, doc, errors), data)
+
+
 def _template_files(name: str) -> tuple[str, str, str]:
     return f"{name}_subject.txt.j2", f"{name}.txt.j2", f"{name}.html.j2"
 

@@ -68,6 +68,189 @@ def test_a_failing_case_exits_1_with_what_differed(tmp_path: Path) -> None:
     assert "0 passed, 1 failed" in result.output
 
 
+def rules_with_case(tmp_path: Path, case_file: str, *, routing: bool = True) -> Path:
+    """A copy of the trial's rules (with or without its routing.yaml) whose only test file is `case_file`."""
+    rules = tmp_path / "rules"
+    ignored = ("tests", "routing.yaml") if not routing else ("tests",)
+    shutil.copytree(ROOT / "rules", rules, ignore=shutil.ignore_patterns(*ignored))
+    (rules / "tests").mkdir()
+    (rules / "tests" / "case_test.yaml").write_text(case_file)
+    return rules
+
+
+FATAL_AE = "      - {msg_type: AE, USUBJID: S-012-1, AESPID: AE-1, AEDECOD: Sudden death, AETOXGR: 5, AESDTH: 'Y'}\n"
+
+
+def test_a_routed_email_at_the_wrong_time_fails_naming_the_line_and_the_email_sent(tmp_path: Path) -> None:
+    rules = rules_with_case(
+        tmp_path,
+        "tests:\n"
+        "  - name: the DSMB hears of a death after 30 s\n"
+        "    rules: [fatal-ae]\n"
+        "    input:\n" + FATAL_AE + "    deliver_at: [+0s, +30s, +1m]\n"
+        "    expect:\n"
+        "      alerts: [{rule: fatal-ae, grade: 5}]\n"
+        "      emails:\n"
+        "        - {receiver: safety-physician, at: +0s, alerts: [{rule: fatal-ae, change: raised}]}\n"
+        "        - {receiver: dsmb, at: +30s, alerts: [{rule: fatal-ae, change: raised}]}\n"
+        "        - {receiver: medical-monitors, at: +0s, alerts: [{rule: fatal-ae, change: raised}]}\n",
+    )
+    result = invoke("rules", "test", str(rules), code=1)
+    assert f"FAIL {rules}/tests/case_test.yaml:2 the DSMB hears of a death after 30 s" in result.output
+    missing = (
+        '  missing email: {"alerts": [{"change": "raised", "rule": "fatal-ae"}], "at": "2026-05-01T08:00:30+00:00", '
+        '"receiver": "dsmb"} (expected at line 11)'
+    )
+    assert missing in result.output
+    sent = result.output.split("unexpected email: ")[1].splitlines()[0]
+    assert json.loads(sent) == {
+        "receiver": "dsmb",
+        "to": ["dsmb@example.org"],
+        "at": "2026-05-01T08:00:00+00:00",
+        "subject": "[CRITICAL] Any grade 5 / fatal adverse event - S-012-1 (Sudden death grade 5)",
+        "alerts": [{"rule": "fatal-ae", "subject": "S-012-1", "change": "raised", "grade": 5, "term": "Sudden death"}],
+    }
+    assert result.output.count("unexpected email") == 1  # the safety physician's and medical monitors' match
+    assert "0 passed, 1 failed" in result.output
+
+
+def test_grouping_and_the_rendered_mail_are_compared(tmp_path: Path) -> None:
+    reading = "{msg_type: VS, USUBJID: S-012-1, VSTESTCD: SYSBP, VSSTRESU: mmHg, "
+    rules = rules_with_case(
+        tmp_path,
+        "tests:\n"
+        "  - name: expects two emails where one is sent, and a word the mail does not say\n"
+        "    rules: [hypertension-grade-3, hypertension-repeated-160-100]\n"
+        "    batches:\n"
+        f"      - [{reading}VSSTRESN: 165, VSDTC: '2026-05-01T07:30'}}]\n"
+        f"      - {{at: +1m, input: [{reading}VSSTRESN: 172, VSDTC: '2026-05-01T07:55'}}]}}\n"
+        "    deliver_at: [+2m]\n"
+        "    expect:\n"
+        "      alerts: [{rule: hypertension-grade-3}, {rule: hypertension-repeated-160-100}]\n"
+        "      emails:\n"
+        "        - {receiver: medical-monitors, alerts: [{rule: hypertension-grade-3}]}\n"
+        "        - {receiver: medical-monitors, alerts: [{rule: hypertension-repeated-160-100}]}\n"
+        "  - name: the text of the grouped email\n"
+        "    rules: [hypertension-grade-3]\n"
+        "    input: [" + reading + "VSSTRESN: 165, VSDTC: '2026-05-01T07:30'}]\n"
+        "    deliver_at: [+2m]\n"
+        "    expect:\n"
+        "      alerts: [{rule: hypertension-grade-3}]\n"
+        "      emails: [{receiver: medical-monitors, text_contains: 'Recommended action: stop anlotinib'}]\n",
+    )
+    out = invoke("rules", "test", str(rules), code=1).output
+    assert "missing email: " in out and "(expected at line 11)" in out and "(expected at line 12)" in out
+    grouped = json.loads(out.split("unexpected email: ")[1].splitlines()[0])
+    assert [a["rule"] for a in grouped["alerts"]] == ["hypertension-grade-3", "hypertension-repeated-160-100"]
+    assert grouped["subject"] == "[HIGH] 2 safety alert notices - ALTER-ICI-01 / S-012-1"
+    assert f"FAIL {rules}/tests/case_test.yaml:13 the text of the grouped email" in out
+    assert "(expected at line 19)" in out  # the email is sent, but its text says another action
+    assert "0 passed, 2 failed" in out
+
+
+def test_held_notifications_are_compared_and_a_silence_can_be_set_in_the_case(tmp_path: Path) -> None:
+    rules = rules_with_case(
+        tmp_path,
+        "tests:\n"
+        "  - name: a silence ending before the last delivery step holds nothing any more\n"
+        "    rules: [fatal-ae]\n"
+        "    silences:\n"
+        "      - {id: s-1, matchers: ['alertname=\"fatal-ae\"'], author: mm, reason: test, starts_at: +0s, ends_at: +1h}\n"
+        "    input:\n" + FATAL_AE + "    deliver_at: [+2m, +1h]\n"
+        "    expect:\n"
+        "      alerts: [{rule: fatal-ae}]\n"
+        "      emails: []\n"
+        "      held: [{receiver: dsmb, rule: fatal-ae, reason_contains: silenced by s-1}]\n",
+    )
+    out = invoke("rules", "test", str(rules), code=1).output
+    assert (
+        '  missing held notification: {"reason_contains": "silenced by s-1", "receiver": "dsmb", "rule": "fatal-ae"}'
+        " (expected at line 12)" in out
+    )
+    assert out.count("unexpected email: ") == 3  # sent at +1h to the three receivers
+    assert '"at": "2026-05-01T09:00:00+00:00", "receiver": "dsmb"' in out
+
+
+def test_case_files_are_checked_strictly_and_every_problem_is_reported_before_anything_runs(tmp_path: Path) -> None:
+    rules = rules_with_case(
+        tmp_path,
+        "tests:\n"
+        "  - name: misspelt\n"
+        "    rules: [fatal-ea]\n"
+        "    input:\n" + FATAL_AE + "    deliver_at: [+2 minutes]\n"
+        "    expect:\n"
+        "      emails:\n"
+        "        - {reciever: dsmb, at: soon, alerts: [{rule: fatal-ae, chnage: raised}]}\n"
+        "        - {receiver: dsbm}\n"
+        "      held: [{change: update}]\n"
+        "  - name: emails without delivery steps\n"
+        "    input: []\n"
+        "    expect: {emails: []}\n"
+        "  - name: a silence without a reason\n"
+        "    silences: [{id: s-1, matchers: ['alertname=\"fatal-ae\"'], author: mm, starts_at: +0s, ends_at: +1h}]\n",
+    )
+    out = invoke("rules", "test", str(rules), code=1).output
+    file = f"{rules}/tests/case_test.yaml"
+    for line, path, message in [
+        (3, "tests[0].rules[0]", "'fatal-ea' is not a rule of this ruleset (did you mean 'fatal-ae'?)"),
+        (6, "tests[0].deliver_at[0]", "'+2 minutes' is not a time after now"),
+        (9, "tests[0].expect.emails[0].reciever", "'reciever' is not a field of an expected email (did you mean"),
+        (9, "tests[0].expect.emails[0].at", "'soon' is not a time"),
+        (9, "tests[0].expect.emails[0].alerts[0].chnage", "'chnage' is not a field of an expected alert of an email"),
+        (10, "tests[0].expect.emails[1].receiver", "'dsbm' is not a receiver of the routing (did you mean 'dsmb'?)"),
+        (11, "tests[0].expect.held[0].change", "change 'update' is not a change kind; allowed: basis_removed,"),
+        (14, "tests[1].expect.emails", "emails are sent at delivery steps: add deliver_at"),
+        (16, "tests[2].silences[0]", "a silence needs reason: who silenced it and why"),
+    ]:
+        assert f"Invalid config at {file}, line {line} ({path}): {message}" in out, (line, path)
+    assert "9 error(s) in the test files; no case was run" in out
+    assert "passed" not in out
+
+
+def test_the_emails_are_rendered_from_the_configured_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "alert.txt.j2").write_text("{{ rule_title }}: {{ no_such_field }}\n")
+    monkeypatch.setenv("SAFETY_MONITOR_TEMPLATES_DIR", str(templates))
+    rules = rules_with_case(
+        tmp_path,
+        "tests:\n"
+        "  - name: one alert, one email\n"
+        "    rules: [fatal-ae]\n"
+        "    input:\n" + FATAL_AE + "    deliver_at: [+30s]\n"
+        "    expect:\n"
+        "      alerts: [{rule: fatal-ae}]\n"
+        "      emails: [{receiver: safety-physician}]\n",
+    )
+    out = invoke("rules", "test", str(rules), code=1).output
+    assert "  delivery at 2026-05-01T08:00:30+00:00 failed: UndefinedError: 'no_such_field' is undefined" in out
+
+
+def test_without_a_routing_file_every_alert_goes_to_the_default_receiver_at_once(tmp_path: Path) -> None:
+    rules = rules_with_case(
+        tmp_path,
+        "tests:\n"
+        "  - name: fallback routing\n"
+        "    rules: [fatal-ae]\n"
+        "    input:\n" + FATAL_AE + "    deliver_at: [+0s]\n"
+        "    expect:\n"
+        "      alerts: [{rule: fatal-ae}]\n"
+        "      notifications: [{rule: fatal-ae, kind: raised, grade: 5}]\n"
+        "      emails: [{receiver: default, at: +0s, to: [rules-test@example.org], alerts: [{rule: fatal-ae}]}]\n"
+        "  - name: a receiver of the routing file is not one here\n"
+        "    input: []\n"
+        "    deliver_at: [+0s]\n"
+        "    expect: {emails: [{receiver: dsmb}]}\n",
+        routing=False,
+    )
+    out = invoke("rules", "test", str(rules), code=1).output
+    assert "'dsmb' is not a receiver of the routing; allowed: default" in out
+    (rules / "tests" / "case_test.yaml").write_text(
+        (rules / "tests" / "case_test.yaml").read_text().split("  - name: a receiver")[0]
+    )
+    assert "1 passed, 0 failed" in invoke("rules", "test", str(rules)).output
+
+
 def test_backtest_reports_per_rule_and_subject_from_jsonl_and_sdtm_csv(env: Path) -> None:
     wire = jsonl(env / "history.jsonl", *enrolled_and_dosed(S1), ae(S1, "AE-1", "Haemoptysis", 2))
     (env / "vs.csv").write_text(
