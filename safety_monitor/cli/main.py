@@ -1,4 +1,4 @@
-"""Owns the `safety-monitor` command: demo, replay, incidence, digest, schema, deliver, db and rules."""
+"""Owns the `safety-monitor` command: demo, replay, serve, incidence, digest, schema, deliver, db and rules."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
 from safety_monitor.cli.grade_labs import grade_labs
+from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
+from safety_monitor.cli.serve import serve
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
@@ -228,10 +230,12 @@ rules.add_command(rules_backtest)
 rules.add_command(rules_reload)
 cli.add_command(grades)
 cli.add_command(sae)
+cli.add_command(review)
 cli.add_command(boundaries)
 
 
 cli.add_command(demo)
+cli.add_command(serve)
 cli.add_command(grade_labs)
 cli.add_command(kafka.worker)
 cli.add_command(kafka.publish)

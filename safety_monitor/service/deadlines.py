@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from safety_monitor.domain.alerts import AlertChange, AlertStatus, ChangeKind
-from safety_monitor.domain.conditions.deadline import ClockKey, ClockStep, DeadlineCondition, SaeClock, close, due_step
+from safety_monitor.domain.conditions.deadline import (
+    ClockKey,
+    ClockStep,
+    DeadlineCondition,
+    SaeClock,
+    close,
+    due_step,
+    reopen,
+)
 from safety_monitor.domain.rules import Ruleset
 from safety_monitor.service.notifications import plan_notifications
 from safety_monitor.service.pipeline import PipelineConfig, alert_notice
@@ -101,11 +109,27 @@ async def close_clocks(uow_factory: UnitOfWorkFactory, case: ClockKey, reason: s
     """Close every open clock of a case (report submitted, or the reviewer's decision, e.g. expected per the
     RSI); returns the clocks as stored. A case without a clock yet is left alone (nothing is due)."""
     async with uow_factory() as uow:
-        clocks = await uow.sae_clocks.for_case(case)
-        closed = [close(c, reason, at) for c in clocks]
-        await uow.sae_clocks.put(closed)
+        closed = await close_case_clocks(uow, case, reason, at)
         await uow.commit()
     return closed
+
+
+async def close_case_clocks(uow: UnitOfWork, case: ClockKey, reason: str, at: datetime) -> list[SaeClock]:
+    """`close_clocks` inside the caller's transaction (a review action closes the clock in its own): an open
+    clock is stopped, so `check_deadlines` owes it no reminder or overdue any more; closed ones keep their
+    first closure. Nothing is notified: the closure is recorded on the clock (and in the review trail)."""
+    clocks = await uow.sae_clocks.for_case(case)
+    closed = [close(c, reason, at) for c in clocks]
+    await uow.sae_clocks.put(closed)
+    return closed
+
+
+async def reopen_case_clocks(uow: UnitOfWork, case: ClockKey, which: Callable[[SaeClock], bool]) -> list[SaeClock]:
+    """Run the case's closed clocks chosen by `which` again (a reviewer withdrew the decision that closed them),
+    inside the caller's transaction; `check_deadlines` picks them up at its next pass."""
+    clocks = [reopen(c) for c in await uow.sae_clocks.for_case(case) if which(c)]
+    await uow.sae_clocks.put(clocks)
+    return clocks
 
 
 def deadline_job(

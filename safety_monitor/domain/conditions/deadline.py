@@ -126,3 +126,13 @@ def close(clock: SaeClock, reason: str, at: datetime) -> SaeClock:
     if not clock.is_open:
         return clock
     return replace(clock, closed_at=at, closed_reason=reason)
+
+
+def reopen(clock: SaeClock) -> SaeClock:
+    """Run a closed clock again from its original day 0 (the reviewer withdrew the decision that closed it).
+
+    Reminders and the overdue escalation already sent stay recorded, so none is sent twice.
+    """
+    if clock.is_open:
+        return clock
+    return replace(clock, closed_at=None, closed_reason=None)

@@ -1,0 +1,124 @@
+"""`safety-monitor review` as a medical monitor uses it, on the configured SQLite store: queue, show, the review
+actions, and the plain refusals (unknown alert, forbidden role, invalid transition) that exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from safety_monitor.cli.main import cli
+from tests.conftest import ROOT
+from tests.factories import STUDY, ae, enrolled_and_dosed, subject_id
+
+S1 = subject_id(1)
+CLOCK_ALERT = f"sae-reporting-clock|{STUDY}|{S1}|AE:AE-1"
+WHO = ("--reviewer", "Dr Li", "--role", "medical-monitor")
+
+
+@pytest.fixture
+def replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A potential SUSAR replayed into var/safety-monitor.db under the trial's rules (no routing: one receiver)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "DATABASE_SCHEMA", "MAIL_BACKEND", "DIGEST_RECIPIENTS"):
+        monkeypatch.delenv(name, raising=False)
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules, ignore=shutil.ignore_patterns("routing.yaml", "tests"))
+    monkeypatch.setenv("SAFETY_MONITOR_RULES_DIR", str(rules))
+    monkeypatch.setenv("SAFETY_MONITOR_TEMPLATES_DIR", str(ROOT / "templates"))
+    monkeypatch.setenv("ALERT_RECIPIENTS", "dsmb@example.org")
+    sae = ae(S1, "AE-1", "Haemoptysis", 3, AESER="Y", AEREL_ANLOTINIB="PROBABLE")
+    messages = tmp_path / "in.jsonl"
+    messages.write_text("".join(json.dumps(m) + "\n" for m in (*enrolled_and_dosed(S1), sae)))
+    invoke("replay", str(messages), "--no-deliver")
+    return tmp_path
+
+
+def invoke(*args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def queue() -> dict[str, dict[str, object]]:
+    return {row["alert_key"]: row for row in json.loads(invoke("review", "queue", "--format", "json").output)}
+
+
+def test_review_an_sae_from_the_queue_to_a_stopped_clock(replayed: Path) -> None:
+    rows = queue()
+    assert rows[CLOCK_ALERT]["review_status"] == "new"
+    assert rows[CLOCK_ALERT]["clocks"] == ["open, due 2026-05-16T00:00+00:00"]  # sent 08:00+08:00, 15 days
+    assert "reporting clock open, due 2026-05-16T00:00+00:00" in invoke("review", "queue").output
+
+    done = invoke("review", "ack", CLOCK_ALERT, *WHO, "--reason", "taken on")
+    assert "recorded: " in done.output and "review status: new -> acknowledged; reason: taken on" in done.output
+    invoke("review", "causality", CLOCK_ALERT, "anlotinib", "related", *WHO, "--reason", "onset on treatment")
+    invoke("review", "causality", CLOCK_ALERT, "ici", "not-related", *WHO, "--reason", "no immune features")
+    closed = invoke("review", "expectedness", CLOCK_ALERT, "expected", *WHO, "--reason", "listed in IB 5.4")
+    assert "reporting clock closed: expected per the reference safety information (Dr Li, medical-monitor)" in (
+        closed.output
+    )
+    invoke("review", "comment", CLOCK_ALERT, "--reviewer", "Ops", "--role", "admin", "--reason", "filed")
+
+    shown = invoke("review", "show", CLOCK_ALERT).output
+    assert "review     acknowledged" in shown
+    assert "causality  anlotinib related, ici not-related" in shown
+    assert "expected?  expected (against the reference safety information)" in shown
+    assert "clock      closed " in shown
+    trail = [line.strip() for line in shown.splitlines() if line.startswith("  ")]
+    assert len(trail) == 5
+    assert trail[0].endswith("Dr Li (medical-monitor) review status: new -> acknowledged; reason: taken on")
+    assert trail[3].endswith(
+        "Dr Li (medical-monitor) expectedness: none -> expected; reporting clock closed; reason: listed in IB 5.4"
+    )
+    assert trail[4].endswith("Ops (admin) comment; reason: filed")
+    data = json.loads(invoke("review", "show", CLOCK_ALERT, "--format", "json").output)
+    assert [a["kind"] for a in data["audit_trail"]] == [
+        "acknowledge",
+        "causality",
+        "causality",
+        "expectedness",
+        "comment",
+    ]
+    assert queue()[CLOCK_ALERT]["clocks"] == []  # the queue shows running clocks only
+
+    # The clock is closed: `sae report-submitted` has nothing left to stop, as before.
+    again = invoke("sae", "report-submitted", "--subject", S1, "--aespid", "AE-1", "--date", "2026-05-06", code=1)
+    assert f"no open reporting clock for subject {S1} AE AE-1" in again.output
+    new = invoke("review", "queue", "--new-since-last-review", "--reviewer", "Dr Li").output
+    assert "changed since the last review by Dr Li: " in new and "no open alerts to review" in new
+
+
+def test_refusals_exit_non_zero_with_a_plain_message(replayed: Path) -> None:
+    unknown = invoke("review", "ack", "no-such-alert", *WHO, "--reason", "x", code=1)
+    assert "Error: no alert 'no-such-alert' (see `safety-monitor review queue`)" in unknown.output
+    forbidden = invoke(
+        "review", "adjudicate", CLOCK_ALERT, "confirmed-signal", "--reviewer", "Prof Chen", "--role", "dsmb-member",
+        "--reason", "x", code=1,
+    )  # fmt: skip
+    assert "Error: a dsmb-member may not record adjudicate (allowed: medical-monitor)" in forbidden.output
+    invoke("review", "ack", CLOCK_ALERT, *WHO, "--reason", "seen")
+    twice = invoke("review", "ack", CLOCK_ALERT, *WHO, "--reason", "seen", code=1)
+    assert "Error: the alert is already acknowledged; acknowledging is for new alerts" in twice.output
+    self_duplicate = invoke(
+        "review", "adjudicate", CLOCK_ALERT, "duplicate", "--duplicate-of", CLOCK_ALERT, *WHO, "--reason", "x", code=1
+    )
+    assert "Error: an alert cannot be a duplicate of itself" in self_duplicate.output
+    bad_role = invoke("review", "ack", CLOCK_ALERT, "--reviewer", "X", "--role", "nurse", "--reason", "x", code=2)
+    assert "'nurse' is not one of 'medical-monitor', 'dsmb-member', 'admin'" in bad_role.output
+    invoke("review", "show", "no-such-alert", code=1)
+    shown = json.loads(invoke("review", "show", CLOCK_ALERT, "--format", "json").output)
+    assert [a["kind"] for a in shown["audit_trail"]] == ["acknowledge"]  # refusals left no row
+
+
+def test_sae_report_submitted_is_a_review_action_in_the_audit_trail(replayed: Path) -> None:
+    done = invoke("sae", "report-submitted", "--subject", S1, "--aespid", "AE-1", "--date", "2026-05-06")
+    assert "reporting clock stopped" in done.output
+    (action,) = json.loads(invoke("review", "show", CLOCK_ALERT, "--format", "json").output)["audit_trail"]
+    assert (action["kind"], action["role"], action["clock_effect"]) == ("report-submitted", "admin", "closed")
+    assert action["new"] == "report submitted 2026-05-06T00:00:00+00:00"
+    expected = invoke("review", "expectedness", CLOCK_ALERT, "expected", *WHO, "--reason", "x", code=1)
+    assert "Error: the reporting clock of this case was already closed at 2026-05-06T00:00+00:00" in expected.output
