@@ -2,24 +2,48 @@
 
 A pattern is evaluated over the subject's stored findings of the tests it names, sorted by collection date, so
 the result does not depend on the order messages arrived in: late or out-of-order results give the same matches
-as ordered ones. Each match is anchored on one finding chosen from the data alone (the result that completes the
-pattern), so the same data always give the same hits. Results without a full collection date cannot be placed
-in time and are left out (said in the detail of nothing: they are simply not evidence for a window).
+as ordered ones. Results without a full collection date cannot be placed in time and are left out (they are not
+evidence for a window).
 
-Kinds:
+Identity of an occurrence. Each match is one occurrence in event time, identified by a *measurement*: the
+subject plus the collection date/time of one draw or one reading (`--DTC` as sent; the SBP and DBP of one blood
+pressure share USUBJID + VSDTC, and the tests of one blood draw share LBDTC). Within a rule the test family is
+fixed by the rule's readings, so rule + subject + collection time names the occurrence. It is never a member
+message: which message of a measurement arrived first, or in which batch, must not make a second occurrence
+(when the SBP and DBP of one reading are cut into two batches the reading is still one reading). The match also
+names one member result (`anchor`, for the hit's msg_id): the first of the measurement's results meeting the
+reading in the total order (date, time as sent, msg_id), a choice made from the data alone.
+
+Kinds, with the measurement that identifies each occurrence:
 - `hys_law`: ALT or AST >= 3 x ULN and total bilirubin >= 2 x ULN collected 0-14 days after it, with ALP < 2 x ULN
   (no initial cholestasis). FDA guidance "Drug-Induced Liver Injury: Premarketing Clinical Evaluation" (2009);
   the 0-14 day order follows admiral's ADLBHY template (../shared/reference/ctcae_v5_grading.json, "composite").
   ALP is checked on results collected between the aminotransferase and the bilirubin elevation; when none was
   measured the match stands and says so (a missed Hy's law is worse than one a reviewer sets aside).
+  Identity: the bilirubin draw. Jaundice after hepatocellular injury is what turns a transaminase rise into a
+  potential Hy's law case, so the draw whose bilirubin completes the pair is the occurrence; the aminotransferase
+  result shown beside it is the highest (x ULN) in the 14 days before, whichever message brought it.
 - `repeated`: at least `count` measurements (distinct collection times) meeting any of the readings within
   `window_days`; e.g. two BP readings >= 160/100 (SBP >= 160 or DBP >= 100, CTCAE v5 Hypertension grade 3)
-  within 7 days. Anchored on the latest measurement of each qualifying cluster.
-- `persistent`: consecutive results (by collection date) all meeting the reading over at least `days` days, with
-  no result in between that does not; e.g. ALT > 5 x ULN for more than 2 weeks (FDA DILI stop-drug criteria).
-  Anchored on the first result at or beyond `days` after the run started.
+  within 7 days. Identity: each measurement that completes a qualifying cluster (the latest of the cluster).
+  A reading meets "160/100" when its SBP or its DBP does, so its two messages are one measurement, in whichever
+  order or batch they come.
+- `persistent`: consecutive draws (by collection date) all meeting the reading over at least `days` days, with
+  no draw in between that does not; e.g. ALT > 5 x ULN for more than 2 weeks (FDA DILI stop-drug criteria). A
+  draw meets "ALT or AST > 5 x ULN" when any of its results does, and breaks the run only when none does (an AST
+  within limits beside an ALT > 5 x ULN in the same draw does not end the elevation). Identity: the run, named
+  by the first draw at or beyond `days` after the run began: the day the stop-drug criterion was met. Draws
+  later in the same run confirm it and make no new occurrence.
 - `together`: every reading met by some result within `window_days` of a result meeting the first one; e.g. TSH
-  above ULN with FT4 below LLN (`window_days: 0`: the same day). Anchored on the first reading's result.
+  above ULN with FT4 below LLN (`window_days: 0`: the same day). Identity: the draw meeting the first reading
+  (the TSH draw): the companion results are context for it, and results of the first reading in one draw (ALT and
+  AST) are one occurrence.
+
+`repeated` and `together` only grow with data (a new result never takes an occurrence away), so every occurrence
+found on part of the data is one of those found on all of it. A `hys_law` occurrence can be taken away by a late
+ALP >= 2 x ULN, and a `persistent` run can be split or lengthened backwards by a late result: the occurrences of
+these two kinds are always computed from the subject's whole history, and the hits stored for them are replaced
+by what the results as they stand show (service/evaluation.py).
 """
 
 from __future__ import annotations
@@ -28,6 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from itertools import groupby
 
 from safety_monitor.domain.conditions.finding import Comparison, ValueTest
 from safety_monitor.domain.grading import Graded, GradeResult
@@ -63,9 +88,10 @@ class Reading:
 
 @dataclass(frozen=True, slots=True)
 class PatternMatch:
-    """One occurrence of a pattern: the finding that completes it (the hit's anchor) and the evidence."""
+    """One occurrence of a pattern: the measurement that identifies it, a member result to name, the evidence."""
 
-    anchor: Finding
+    occurrence: str  # the collection date/time (as sent) of the measurement identifying the occurrence
+    anchor: Finding  # a result of that measurement, chosen from the data alone (the hit's msg_id)
     basis: tuple[Finding, ...]
     grade: int  # the worst CTCAE grade among the evidence (0 when none is graded)
     detail: str
@@ -113,7 +139,8 @@ class PatternCondition:
         return frozenset((r.domain, t) for r in self.readings for t in r.tests)
 
     def evaluate(self, findings: Iterable[GradedFinding]) -> list[PatternMatch]:
-        """Every occurrence in one subject's results, in collection order; arrival order does not matter."""
+        """Every occurrence in one subject's results, in collection order, one per measurement identifying it;
+        neither arrival order nor the order of `findings` matters."""
         dated = _dated(f for f in findings if any(r.applies(f[0]) for r in self.readings))
         if self.pattern is PatternKind.HYS_LAW:
             return _hys_law(self, dated)
@@ -138,6 +165,11 @@ def _dated(findings: Iterable[GradedFinding]) -> list[_Dated]:
     return rows
 
 
+def _measurements(rows: Sequence[_Dated]) -> list[list[_Dated]]:
+    """Sorted rows grouped by measurement: one collection date/time (as sent) of the subject."""
+    return [list(group) for _, group in groupby(rows, key=lambda r: r[1].collected_at.text)]
+
+
 def _worst(rows: Iterable[_Dated]) -> int:
     return max((g.grade for _, _, grades in rows for g in grades if isinstance(g, Graded)), default=0)
 
@@ -149,15 +181,19 @@ def _show(finding: Finding) -> str:
     return f"{finding.test_code} {value}{unit}{ratio} on {finding.collected_at.text}"
 
 
+def _match(rows: Sequence[_Dated], basis: Sequence[_Dated], detail: str) -> PatternMatch:
+    """The occurrence identified by the measurement of `rows` (its results meeting the reading)."""
+    first = rows[0][1]
+    return PatternMatch(first.collected_at.text, first, tuple(r[1] for r in basis), _worst(basis), detail)
+
+
 def _hys_law(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
     aminotransferase, bilirubin, alp_ok = condition.readings
     window = condition.window_days
     elevated = [r for r in rows if aminotransferase.holds(r[1]) is True]
     matches = []
-    for b_row in rows:
-        if bilirubin.holds(b_row[1]) is not True:
-            continue
-        day = b_row[0]
+    for draw in _measurements([r for r in rows if bilirubin.holds(r[1]) is True]):
+        day = draw[0][0]
         # Bilirubin 0-14 days after the aminotransferase elevation (same day included).
         before = [a for a in elevated if 0 <= (day - a[0]).days <= window]
         if not before:
@@ -172,25 +208,14 @@ def _hys_law(condition: PatternCondition, rows: Sequence[_Dated]) -> list[Patter
             if alps
             else "ALP not measured in the window"
         )
-        basis = (worst_at, *alps, b_row)
-        matches.append(
-            PatternMatch(
-                anchor=b_row[1],
-                basis=tuple(r[1] for r in basis),
-                grade=_worst(basis),
-                detail=f"{_show(worst_at[1])}; {_show(b_row[1])}; {alp_note}",
-            )
-        )
+        shown = "; ".join(_show(r[1]) for r in (worst_at, *draw))
+        matches.append(_match(draw, (worst_at, *alps, *draw), f"{shown}; {alp_note}"))
     return matches
 
 
 def _repeated(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
     # One measurement = one collection time (SBP and DBP of one reading share USUBJID + VSDTC).
-    measurements: dict[str, list[_Dated]] = {}
-    for row in rows:
-        if any(r.holds(row[1]) is True for r in condition.readings):
-            measurements.setdefault(row[1].collected_at.text, []).append(row)
-    ordered = sorted(measurements.values(), key=lambda m: (m[0][0], m[0][1].collected_at.text))
+    ordered = _measurements([r for r in rows if any(reading.holds(r[1]) is True for reading in condition.readings)])
     matches = []
     for index, measurement in enumerate(ordered):
         day = measurement[0][0]
@@ -198,70 +223,53 @@ def _repeated(condition: PatternCondition, rows: Sequence[_Dated]) -> list[Patte
         if len(cluster) < condition.count:
             continue
         evidence = [row for m in cluster for row in m]
-        anchor = measurement[0][1]
         shown = "; ".join(_show(row[1]) for row in evidence)
-        matches.append(
-            PatternMatch(
-                anchor=anchor,
-                basis=tuple(row[1] for row in evidence),
-                grade=_worst(evidence),
-                detail=f"{len(cluster)} readings within {condition.window_days} days: {shown}",
-            )
-        )
+        detail = f"{len(cluster)} readings within {condition.window_days} days: {shown}"
+        matches.append(_match(measurement, evidence, detail))
     return matches
 
 
 def _persistent(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
     (reading,) = condition.readings
     matches = []
-    run: list[_Dated] = []
+    run: list[list[_Dated]] = []  # the draws of the current run, each as its results meeting the reading
     anchored = False
-    for row in rows:
-        holds = reading.holds(row[1])
-        if holds is None:
-            continue  # cannot be compared (no ULN, no value): neither evidence nor a break
-        if not holds:
-            run, anchored = [], False
-            continue
-        run.append(row)
-        if not anchored and (row[0] - run[0][0]).days >= condition.days:
+    for draw in _measurements(rows):
+        verdicts = [reading.holds(r[1]) for r in draw]
+        if True not in verdicts:
+            if False in verdicts:
+                run, anchored = [], False  # no result of the draw meets the reading: the run ends
+            continue  # nothing comparable (no ULN, no value): neither evidence nor a break
+        run.append([r for r, holds in zip(draw, verdicts, strict=True) if holds is True])
+        start, day = run[0][0][0], draw[0][0]
+        if not anchored and (day - start).days >= condition.days:
             anchored = True
-            matches.append(
-                PatternMatch(
-                    anchor=row[1],
-                    basis=tuple(r[1] for r in run),
-                    grade=_worst(run),
-                    detail=(
-                        f"{reading.describe()} from {run[0][1].collected_at.text} to {row[1].collected_at.text} "
-                        f"({(row[0] - run[0][0]).days} days, {len(run)} results); latest {_show(row[1])}"
-                    ),
-                )
+            evidence = [r for d in run for r in d]
+            detail = (
+                f"{reading.describe()} from {run[0][0][1].collected_at.text} to {draw[0][1].collected_at.text} "
+                f"({(day - start).days} days, {len(evidence)} results); latest "
+                + "; ".join(_show(r[1]) for r in run[-1])
             )
+            matches.append(_match(run[-1], evidence, detail))
     return matches
 
 
 def _together(condition: PatternCondition, rows: Sequence[_Dated]) -> list[PatternMatch]:
     first, *others = condition.readings
     matches = []
-    for row in rows:
-        if first.holds(row[1]) is not True:
-            continue
-        evidence = [row]
+    for draw in _measurements([r for r in rows if first.holds(r[1]) is True]):
+        day = draw[0][0]
+        evidence = list(draw)
         for other in others:
-            near = [r for r in rows if abs((r[0] - row[0]).days) <= condition.window_days and other.holds(r[1]) is True]
+            near = [r for r in rows if abs((r[0] - day).days) <= condition.window_days and other.holds(r[1]) is True]
             if not near:
                 break
             # The closest in time, then the earliest: the choice depends on the data only.
-            evidence.append(min(near, key=lambda r: (abs((r[0] - row[0]).days), r[0], r[1].envelope.msg_id)))
-        else:
-            matches.append(
-                PatternMatch(
-                    anchor=row[1],
-                    basis=tuple(r[1] for r in evidence),
-                    grade=_worst(evidence),
-                    detail="; ".join(_show(r[1]) for r in evidence),
-                )
+            evidence.append(
+                min(near, key=lambda r: (abs((r[0] - day).days), r[0], r[1].collected_at.text, r[1].envelope.msg_id))
             )
+        else:
+            matches.append(_match(draw, evidence, "; ".join(_show(r[1]) for r in evidence)))
     return matches
 
 
