@@ -14,7 +14,7 @@ from safety_monitor.domain.conditions.finding import FindingCondition
 from safety_monitor.domain.conditions.pattern import GradedFinding, PatternCondition
 from safety_monitor.domain.conditions.subject import SubjectCondition
 from safety_monitor.domain.grading import GradeResult
-from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Finding, MessageType, SubjectEvent
 
 Condition = AeCondition | FindingCondition | PatternCondition | CohortCondition | DeadlineCondition | SubjectCondition
 
@@ -77,6 +77,14 @@ class Ruleset:
     deadline_rules: tuple[Rule, ...] = field(init=False)
     subject_rules: tuple[Rule, ...] = field(init=False)
 
+    # Which rules can match a message at all, so that a message visits only those (in catalogue order, as the
+    # hits would be in over every rule): AE rules by MedDRA PT, lab / vital / ECG and pattern rules by test.
+    _ae_by_term: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
+    _ae_any_term: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+    _finding_by_test: Mapping[tuple[MessageType, str], tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
+    _pattern_by_test: Mapping[tuple[MessageType, str], tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
+    _by_id: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         def of(kind: type) -> tuple[Rule, ...]:
             return tuple(r for r in self.rules if isinstance(r.condition, kind))
@@ -88,13 +96,54 @@ class Ruleset:
         object.__setattr__(self, "deadline_rules", of(DeadlineCondition))
         object.__setattr__(self, "subject_rules", of(SubjectCondition))
 
+        # An AE rule naming PTs only (no verbatim text) can match an AE of those PTs only; the others (verbatim
+        # text, SOC alone, any AE) are visited by every AE.
+        def term_bound(rule: Rule) -> frozenset[str] | None:
+            condition = rule.condition
+            assert isinstance(condition, AeCondition)
+            return condition.terms if condition.terms and not condition.verbatim_contains else None
+
+        bound = {rule.id: term_bound(rule) for rule in self.ae_rules}
+        terms = {term for t in bound.values() if t is not None for term in t}
+        by_term = {term: tuple(r for r in self.ae_rules if (b := bound[r.id]) is None or term in b) for term in terms}
+        object.__setattr__(self, "_ae_by_term", by_term)
+        object.__setattr__(self, "_ae_any_term", tuple(r for r in self.ae_rules if bound[r.id] is None))
+
+        finding_tests: dict[tuple[MessageType, str], list[Rule]] = {}
+        for rule in self.finding_rules:
+            assert isinstance(rule.condition, FindingCondition)
+            for test in rule.condition.tests:
+                finding_tests.setdefault((rule.condition.domain, test), []).append(rule)
+        object.__setattr__(self, "_finding_by_test", {k: tuple(v) for k, v in finding_tests.items()})
+
+        pattern_tests: dict[tuple[MessageType, str], list[Rule]] = {}
+        for rule in self.pattern_rules:
+            assert isinstance(rule.condition, PatternCondition)
+            for key in sorted(rule.condition.needed_tests()):
+                pattern_tests.setdefault(key, []).append(rule)
+        object.__setattr__(self, "_pattern_by_test", {k: tuple(v) for k, v in pattern_tests.items()})
+        object.__setattr__(self, "_by_id", {r.id: r for r in reversed(self.rules)})  # the first of a duplicate id
+
     def by_id(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self._by_id.get(rule_id)
+
+    def ae_rules_for(self, event: AdverseEvent) -> tuple[Rule, ...]:
+        """The AE rules that can match this AE (the others name other PTs), in catalogue order."""
+        return self._ae_by_term.get(event.preferred_term.casefold(), self._ae_any_term)
+
+    def finding_rules_for(self, finding: Finding) -> tuple[Rule, ...]:
+        """The lab / vital / ECG rules about this finding's test, in catalogue order."""
+        return self._finding_by_test.get((finding.domain, finding.test_code), ())
+
+    def pattern_rules_for(self, finding: Finding) -> tuple[Rule, ...]:
+        """The pattern rules that read this finding's test, in catalogue order."""
+        return self._pattern_by_test.get((finding.domain, finding.test_code), ())
 
 
 @dataclass(frozen=True, slots=True)
 class RuleHit:
-    """A rule matched a fact. `alert_key` is the identity of the alert it raises or keeps open."""
+    """A rule matched a fact. `alert_key` is the identity of the alert it raises or keeps open; rule + study +
+    subject + `occurrence` is the identity of the hit."""
 
     rule: Rule
     alert_key: str
@@ -104,6 +153,10 @@ class RuleHit:
     term: str
     grade: int
     msg_id: str
+    # What the hit is about, unique within rule + subject: the message (its msg_id) for a hit on one message; for a
+    # pattern, the collection date/time of the measurement identifying the occurrence (conditions/pattern.py), so
+    # the same data in any order or batching give the same hits.
+    occurrence: str
     observed_on: str  # onset or collection date as the site sent it
     detail: str
     ruleset_hash: str
@@ -142,7 +195,7 @@ def evaluate_ae(ruleset: Ruleset, event: AdverseEvent, ctcae_version: str) -> li
     """Hits of every AE rule on the current version of one AE record."""
     hits = []
     env = event.envelope
-    for rule in ruleset.ae_rules:
+    for rule in ruleset.ae_rules_for(event):
         assert isinstance(rule.condition, AeCondition)
         grade = rule.condition.grade(event)
         if grade is None:
@@ -157,6 +210,7 @@ def evaluate_ae(ruleset: Ruleset, event: AdverseEvent, ctcae_version: str) -> li
                 term=event.preferred_term,
                 grade=grade,
                 msg_id=env.msg_id,
+                occurrence=env.msg_id,
                 observed_on=event.onset_date.text if event.onset_date else "",
                 detail=f"{event.preferred_term} {_grade_text(event)}, reported as {event.verbatim_term!r}",
                 ruleset_hash=ruleset.content_hash,
@@ -176,7 +230,7 @@ def evaluate_finding(
     """Hits of every lab / vital / ECG rule on one graded finding (`baseline`: the subject's, for this test)."""
     hits = []
     env = finding.envelope
-    for rule in ruleset.finding_rules:
+    for rule in ruleset.finding_rules_for(finding):
         assert isinstance(rule.condition, FindingCondition)
         found = rule.condition.match(finding, grades, baseline)
         if found is None:
@@ -192,6 +246,7 @@ def evaluate_finding(
                 term=found.term,
                 grade=found.grade,
                 msg_id=env.msg_id,
+                occurrence=env.msg_id,
                 observed_on=finding.collected_at.text,
                 detail=f"{finding.test_code} {value} -> {found.reason}",
                 ruleset_hash=ruleset.content_hash,
@@ -209,7 +264,7 @@ def evaluate_pattern(
     findings: Iterable[GradedFinding],
     ctcae_version: str,
 ) -> list[RuleHit]:
-    """Hits of one pattern rule over one subject's results: one per occurrence, anchored on its completing result."""
+    """Hits of one pattern rule over one subject's results: one per occurrence, identified by its measurement."""
     assert isinstance(rule.condition, PatternCondition)
     hits = []
     for match in rule.condition.evaluate(findings):
@@ -223,7 +278,8 @@ def evaluate_pattern(
                 term=rule.condition.label,
                 grade=match.grade,
                 msg_id=match.anchor.envelope.msg_id,
-                observed_on=match.anchor.collected_at.text,
+                occurrence=match.occurrence,
+                observed_on=match.occurrence,
                 detail=match.detail,
                 ruleset_hash=ruleset.content_hash,
                 ctcae_version=ctcae_version,
@@ -244,6 +300,7 @@ def cohort_hit(ruleset: Ruleset, rule: Rule, status: CohortStatus, msg_id: str, 
         term=", ".join(sorted(rule.condition.terms)),
         grade=rule.condition.grade_at_least,
         msg_id=msg_id,
+        occurrence=msg_id,
         observed_on=status.on.isoformat(),
         detail=status.detail,
         ruleset_hash=ruleset.content_hash,
@@ -265,6 +322,7 @@ def deadline_hit(ruleset: Ruleset, rule: Rule, clock: SaeClock, event: AdverseEv
         term=event.preferred_term,
         grade=event.investigator_grade or 0,
         msg_id=event.envelope.msg_id,
+        occurrence=event.envelope.msg_id,
         observed_on=event.onset_date.text if event.onset_date else "",
         detail=(
             f"potential SUSAR: {event.preferred_term} serious and suspected related; day 0 "
@@ -295,6 +353,7 @@ def evaluate_subject_event(ruleset: Ruleset, event: SubjectEvent, ctcae_version:
                 term=event.event.value,
                 grade=rule.condition.grade(event),
                 msg_id=env.msg_id,
+                occurrence=env.msg_id,
                 observed_on=event.event_date.text,
                 detail=f"subject {env.subject_id} {event.event.value} on {event.event_date.text}{reason}",
                 ruleset_hash=ruleset.content_hash,

@@ -1,17 +1,21 @@
 """Owns evaluating the ruleset on one batch: derived AE grades, AE / subject / finding / pattern / cohort /
-deadline rules, and which alerts lost their basis. History is read once per batch, never per message."""
+deadline rules, and which alerts lost their basis. History is read once per batch, never per message.
+
+The batch's graded results are written after evaluation: history reads return the results stored by earlier
+batches, and the batch's own (new ones, and stored ones graded again) are laid over them in memory (`_Results`),
+so the bulk of what patterns and derived grades look at is never read back from the store.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from safety_monitor.domain.baselines import TestKey, test_key
-from safety_monitor.domain.conditions.cohort import CohortCondition
+from safety_monitor.domain.conditions.cohort import CohortCondition, CohortStatus
 from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, on_report
-from safety_monitor.domain.conditions.finding import FindingCondition
 from safety_monitor.domain.conditions.pattern import PatternCondition, PatternKind
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.derived_grades import PT_TO_CTCAE, DerivedGrade, derive_grade, graded_from, in_span
@@ -42,6 +46,38 @@ class BasisRemoved:
     reason: str
 
 
+class _Results:
+    """Subjects' results as the rules read them during one batch: what the store holds (it does not hold the
+    batch's results yet) with the batch's graded results laid over it by msg_id."""
+
+    def __init__(self, uow: UnitOfWork, batch: Iterable[StoredFinding]) -> None:
+        self._uow = uow
+        self._batch: dict[TestKey, dict[str, StoredFinding]] = {}
+        for stored in batch:  # new results, then stored ones graded again: distinct msg_ids
+            self._batch.setdefault(test_key(stored.finding), {})[stored.finding.envelope.msg_id] = stored
+
+    async def history(
+        self, keys: Collection[TestKey], *, collected_from: str | None = None, collected_before: str | None = None
+    ) -> list[StoredFinding]:
+        """`FindingRepository.history` as it will read once the batch is written (same keys, same window)."""
+        stored = await self._uow.findings.history(
+            keys, collected_from=collected_from, collected_before=collected_before
+        )
+        found = {s.finding.envelope.msg_id: s for s in stored}
+        for key in keys:
+            for msg_id, result in self._batch.get(key, {}).items():
+                collected = result.finding.collected_at
+                if (
+                    not collected.is_complete  # a date without its day cannot be placed: always read, as stored
+                    or (
+                        (collected_from is None or collected.text >= collected_from)
+                        and (collected_before is None or collected.text < collected_before)
+                    )
+                ):
+                    found[msg_id] = result
+        return list(found.values())
+
+
 @dataclass
 class Evaluation:
     """What the rules said about one batch."""
@@ -63,11 +99,14 @@ async def evaluate_batch(
     replacing: set[str],
     new_findings: Sequence[StoredFinding],
     regraded: Sequence[StoredFinding],
+    baselines: Mapping[TestKey, Finding],
 ) -> Evaluation:
     """Evaluate every rule kind on the batch. `applied` are the AE versions that became current (in arrival
-    order); `new_findings` the batch's graded results and `regraded` stored ones graded again (both written)."""
+    order); `new_findings` the batch's graded results and `regraded` stored ones graded again, neither written
+    yet (the caller writes them after this); `baselines` the baseline of each of their tests that has one."""
     result = Evaluation()
-    aes = await _derive_grades(uow, applied, new_findings, regraded, result)
+    results = _Results(uow, [*new_findings, *regraded])
+    aes = await _derive_grades(uow, results, applied, new_findings, regraded, result)
     for event in aes:
         event_hits = evaluate_ae(ruleset, event, ctcae_version)
         result.hits.extend(event_hits)
@@ -77,8 +116,9 @@ async def evaluate_batch(
     for subject_event in subject_events:
         result.hits.extend(evaluate_subject_event(ruleset, subject_event, ctcae_version))
     findings = [*new_findings, *regraded]
-    await _finding_rules(uow, ruleset, ctcae_version, findings, result)
-    await _pattern_rules(uow, ruleset, ctcae_version, new_findings, result)
+    _finding_rules(ruleset, ctcae_version, findings, baselines, result)
+    # Stored results graded again count too: a pattern hit's grade is the worst among its evidence.
+    await _pattern_rules(uow, results, ruleset, ctcae_version, findings, result)
     await _cohort_rules(uow, ruleset, ctcae_version, applied, result)
     await _deadline_rules(uow, ruleset, ctcae_version, applied, result)
     return result
@@ -95,6 +135,7 @@ def _subject_of(finding: Finding) -> SubjectKey:
 
 async def _derive_grades(
     uow: UnitOfWork,
+    results: _Results,
     applied: Sequence[AdverseEvent],
     new_findings: Sequence[StoredFinding],
     regraded: Sequence[StoredFinding],
@@ -129,7 +170,7 @@ async def _derive_grades(
         # day are always read (in_span decides them).
         onsets = [e.onset_date.text for e in full if e.onset_date is not None]
         since = min(onsets) if len(onsets) == len(full) else None
-        for stored in await uow.findings.history(keys, collected_from=since):
+        for stored in await results.history(keys, collected_from=since):
             history[_subject_of(stored.finding)].append(stored)
     full_keys = {e.record_key for e in full}
     fresh_by_subject: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
@@ -187,22 +228,16 @@ def _fold(event: AdverseEvent, fresh: Iterable[StoredFinding]) -> DerivedGrade |
 # --- lab, vital, ECG -----------------------------------------------------------------------------------------
 
 
-async def _finding_rules(
-    uow: UnitOfWork, ruleset: Ruleset, version: str, findings: Sequence[StoredFinding], result: Evaluation
+def _finding_rules(
+    ruleset: Ruleset,
+    version: str,
+    findings: Sequence[StoredFinding],
+    baselines: Mapping[TestKey, Finding],
+    result: Evaluation,
 ) -> None:
-    if not findings or not ruleset.finding_rules:
-        return
-    # Baselines only for tests that a rule compares with the baseline (one read for the batch).
-    wanted = {
-        test_key(s.finding)
-        for s in findings
-        for rule in ruleset.finding_rules
-        if isinstance(rule.condition, FindingCondition)
-        and rule.condition.needs_baseline
-        and s.finding.test_code in rule.condition.tests
-    }
-    baselines = await uow.findings.baselines(wanted) if wanted else {}
     for stored in findings:
+        if not ruleset.finding_rules_for(stored.finding):
+            continue  # no rule is about this test (most results)
         baseline = baselines.get(test_key(stored.finding))
         result.hits.extend(evaluate_finding(ruleset, stored.finding, stored.grades, version, baseline))
 
@@ -211,7 +246,12 @@ async def _finding_rules(
 
 
 async def _pattern_rules(
-    uow: UnitOfWork, ruleset: Ruleset, version: str, findings: Sequence[StoredFinding], result: Evaluation
+    uow: UnitOfWork,
+    results: _Results,
+    ruleset: Ruleset,
+    version: str,
+    findings: Sequence[StoredFinding],
+    result: Evaluation,
 ) -> None:
     """Each pattern is evaluated over the whole (relevant) history of the subjects whose results could change it.
 
@@ -224,18 +264,17 @@ async def _pattern_rules(
     candidates: dict[str, set[SubjectKey]] = defaultdict(set)  # rule id -> subjects to evaluate
     maybe_broken: dict[str, set[SubjectKey]] = defaultdict(set)
     latest_msg: dict[tuple[str, SubjectKey], str] = {}
-    for rule in ruleset.pattern_rules:
-        condition = rule.condition
-        assert isinstance(condition, PatternCondition)
-        for stored in findings:
-            f = stored.finding
-            relevant = [r for r in condition.readings if r.applies(f)]
-            if not relevant:
-                continue
+    creating: list[Finding] = []  # results that create an occurrence of a local pattern
+    for stored in findings:
+        f = stored.finding
+        for rule in ruleset.pattern_rules_for(f):  # the rules one of whose readings applies to the result
+            condition = _condition(rule)
             subject = _subject_of(f)
             latest_msg[(rule.id, subject)] = f.envelope.msg_id
             if condition.creates(f):
                 candidates[rule.id].add(subject)
+                if condition.pattern in _LOCAL and (not creating or creating[-1] is not f):
+                    creating.append(f)
             elif condition.may_change(f):  # breaks a run, or excludes / adds ALP evidence in a Hy's law window
                 maybe_broken[rule.id].add(subject)
     if maybe_broken:
@@ -254,20 +293,16 @@ async def _pattern_rules(
     # occurrences within two windows of it, so only that stretch of history is read, only occurrences anchored
     # in it are reported (their evidence lies wholly inside), and nothing is ever taken away.
     local = {rid for rid in candidates if _condition(rules[rid]).pattern in _LOCAL}
-    days = [
-        day
-        for stored in findings
-        if (day := stored.finding.collected_at.as_date()) is not None
-        and any(_condition(rules[rid]).creates(stored.finding) for rid in local)
-    ]
-    margin = timedelta(days=2 * max((_condition(rules[rid]).window_days for rid in local), default=0))
-    history = await _history(uow, {rid: candidates[rid] for rid in candidates if rid not in local}, rules)
+    days = [day for f in creating if (day := f.collected_at.as_date()) is not None]
+    margin = timedelta(days=max((_margin(_condition(rules[rid])) for rid in local), default=0))
+    history = await _history(results, {rid: candidates[rid] for rid in candidates if rid not in local}, rules)
     windowed: dict[SubjectKey, list[StoredFinding]] = {}
     if local and days:
         first, last = min(days) - margin, max(days) + margin + timedelta(days=1)
         windowed = await _history(
-            uow, {rid: candidates[rid] for rid in local}, rules, first.isoformat(), last.isoformat()
+            results, {rid: candidates[rid] for rid in local}, rules, first.isoformat(), last.isoformat()
         )
+    whole: dict[str, set[str]] = {}  # alert key -> every occurrence found over the subject's whole history
     for rule_id, subjects in sorted(candidates.items()):
         rule = rules[rule_id]
         condition = _condition(rule)
@@ -282,6 +317,7 @@ async def _pattern_rules(
                 result.hits.extend(kept)
                 continue
             result.hits.extend(hits)
+            whole[pattern_alert_key(rule.id, study_id, subject_id)] = {h.occurrence for h in hits}
             if not hits:
                 result.removed.append(
                     BasisRemoved(
@@ -290,9 +326,20 @@ async def _pattern_rules(
                         "the results as they stand no longer show the pattern (a result arrived that breaks it)",
                     )
                 )
+    # `hys_law` and `persistent` can lose occurrences (a late ALP >= 2 x ULN, a late result breaking or lengthening
+    # a run): their stored hits become what the whole history shows, as if the results had come in order.
+    if whole:
+        await uow.hits.retain(whole)
 
 
 _LOCAL = frozenset({PatternKind.REPEATED, PatternKind.TOGETHER})
+
+
+def _margin(condition: PatternCondition) -> int:
+    """Days of history either side of the new results that the occurrences reported for them rest on: a
+    `repeated` occurrence on the window before its measurement, a `together` one on the window either side of a
+    draw that may lie a window away from them."""
+    return condition.window_days * (1 if condition.pattern is PatternKind.REPEATED else 2)
 
 
 def _condition(rule: Rule) -> PatternCondition:
@@ -306,7 +353,7 @@ def _in(observed_on: str, low: date, high: date) -> bool:
 
 
 async def _history(
-    uow: UnitOfWork,
+    results: _Results,
     candidates: dict[str, set[SubjectKey]],
     rules: dict[str, Rule],
     collected_from: str | None = None,
@@ -320,7 +367,7 @@ async def _history(
             wanted |= {(study_id, subject_id, domain.value, test) for domain, test in tests}
     history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
     if wanted:
-        found = await uow.findings.history(wanted, collected_from=collected_from, collected_before=collected_before)
+        found = await results.history(wanted, collected_from=collected_from, collected_before=collected_before)
         for stored in found:
             history[_subject_of(stored.finding)].append(stored)
     return history
@@ -354,12 +401,17 @@ async def _cohort_rules(
     first_doses: dict[SubjectKey, date | None] = {
         key: subject.first_dose_on.as_date() if subject.first_dose_on else None for key, subject in population.items()
     }
+    # The cohort as of a day is the same for every qualifying AE with that onset: evaluated once per day.
+    statuses: dict[tuple[str, str, date], CohortStatus] = {}
     for event, rule_ids in triggers:
         on = (event.onset_date.as_date() if event.onset_date else None) or event.envelope.sent_at.date()
         for rule_id in rule_ids:
             rule = ruleset.by_id(rule_id)
             assert rule is not None and isinstance(rule.condition, CohortCondition)
-            status = rule.condition.evaluate(event.envelope.study_id, on, facts, first_doses)
+            look = (rule_id, event.envelope.study_id, on)
+            if look not in statuses:
+                statuses[look] = rule.condition.evaluate(event.envelope.study_id, on, facts, first_doses)
+            status = statuses[look]
             if status.status.crossed:
                 result.hits.append(cohort_hit(ruleset, rule, status, event.envelope.msg_id, version))
 

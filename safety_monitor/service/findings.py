@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from safety_monitor.domain.baselines import TestKey, choose_baseline, test_key
@@ -28,11 +28,16 @@ _DEPENDENTS: Mapping[str, tuple[str, ...]] = {
     for companion in companions
 }
 
+_SAME_DRAW_TESTS = frozenset(SAME_DRAW_CONTEXT) | frozenset(_DEPENDENTS)
+
 
 @dataclass(frozen=True, slots=True)
 class GradedFindings:
     new: list[StoredFinding]  # the batch's findings, graded
     regraded: list[StoredFinding]  # stored findings whose grades changed because their context changed
+    # The baseline of every test of `new` and `regraded` that has one, as stored after this batch (rules that
+    # compare with the baseline read it here instead of reading it back).
+    baselines: Mapping[TestKey, Finding] = field(default_factory=dict)
 
 
 def _draw_key(finding: Finding, test: str) -> DrawKey:
@@ -98,8 +103,11 @@ async def grade_findings(
             changed.add(key)
     await uow.findings.set_baselines([baselines[k] for k in sorted(changed)])
 
-    # Same-draw companions: from the batch first, else from the store.
-    in_batch: dict[DrawKey, Finding] = {_draw_key(f, f.test_code): f for f in findings}
+    # Same-draw companions: from the batch first, else from the store. Only tests that give or take context are
+    # ever looked up here.
+    in_batch: dict[DrawKey, Finding] = {
+        _draw_key(f, f.test_code): f for f in findings if f.test_code in _SAME_DRAW_TESTS
+    }
     wanted = {
         _draw_key(f, companion)
         for f in findings
@@ -167,4 +175,4 @@ async def grade_findings(
         again = grade(stored.finding)
         if again.grades != stored.grades or again.baseline_msg_id != stored.baseline_msg_id:
             regraded.append(again)
-    return GradedFindings(new, regraded)
+    return GradedFindings(new, regraded, baselines)
