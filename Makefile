@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down bench-kafka
+.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down tansu-up tansu-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -49,31 +49,46 @@ kafka-up: $(VENV)/.installed-test
 kafka-down:
 	@bash scripts/kafka-broker.sh stop $(KAFKA_DIR)
 
-# pytest runs with a fresh broker, stopped afterwards even when tests fail (the trap), exported to the tests
+## tansu-up / tansu-down: the second test broker (Tansu, memory only) for tests that add or remove group members
+## under load; last line TANSU_BOOTSTRAP_SERVERS=...
+TANSU_DIR ?= var/tansu-broker
+tansu-up: $(VENV)/.installed-test
+	@bash scripts/tansu-broker.sh start $(TANSU_DIR)
+
+tansu-down:
+	@bash scripts/tansu-broker.sh stop $(TANSU_DIR)
+
+# pytest runs with two fresh brokers (noida-db for most Kafka tests, Tansu for joins and leaves under load), both
+# stopped afterwards even when tests fail (the trap), both exported to the tests
 pytest: $(VENV)/.installed-test services
-	@set -o pipefail; trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR)' EXIT; \
+	@set -o pipefail; \
+	trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR); bash scripts/tansu-broker.sh stop $(TANSU_DIR)' EXIT; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start $(KAFKA_DIR) | tail -n 1) || exit 1; \
-	echo "$$bootstrap"; \
-	env "$$bootstrap" SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
+	tansu=$$(bash scripts/tansu-broker.sh start $(TANSU_DIR) | tail -n 1) || exit 1; \
+	echo "$$bootstrap $$tansu"; \
+	env "$$bootstrap" "$$tansu" SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
 
 ## test: install test dependencies, start services, then lint, type-check, layer contracts and the whole suite
 test: $(VENV)/.installed-test services lint typecheck contracts pytest
 
 ## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
-## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; then grade
-## 1,000,000 generated SDTM lab records with grade-labs (records/s)
+## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; grade 1,000,000
+## generated SDTM lab records with grade-labs (records/s); then the Kafka path (bench-kafka, in the same run)
 N ?= 100000
-bench: install
+bench: $(VENV)/.installed-test services
 	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
+	$(BENCH_KAFKA)
 
-## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topic; latency at 1,000 msg/s
+## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with
+## the two ratios; publish -> alert committed latency p50/p99 at 1,000 msg/s. Starts its own broker, stops it after.
 KAFKA_N ?= 30000
-bench-kafka: $(VENV)/.installed-test services
-	@set -o pipefail; trap 'bash scripts/kafka-broker.sh stop var/kafka-bench' EXIT; \
+BENCH_KAFKA = @set -o pipefail; trap 'bash scripts/kafka-broker.sh stop var/kafka-bench' EXIT; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-bench | tail -n 1) || exit 1; \
 	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database $(PG_URL)
+bench-kafka: $(VENV)/.installed-test services
+	$(BENCH_KAFKA)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
