@@ -4,7 +4,8 @@
 #   scripts/kafka-broker.sh stop [DIR]    clean stop (falls back to SIGKILL of the broker's own pid)
 #   scripts/kafka-broker.sh wait [DIR]    wait until the broker answers a Kafka ApiVersions request
 #   scripts/kafka-broker.sh env [DIR]     print KAFKA_BOOTSTRAP_SERVERS=... of the running broker
-# DIR defaults to var/kafka-broker. Known noida-db defects: see README "Kafka deployment".
+# DIR defaults to var/kafka-broker. Known noida-db defects: see README "Kafka deployment"; tests that add or remove
+# group members under load use the second broker, scripts/tansu-broker.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV_BIN=${VENV_BIN:-.venv/bin}
@@ -12,27 +13,8 @@ NOIDA="$VENV_BIN/noida-db"
 ACTION=${1:-}
 DIR=${2:-${KAFKA_BROKER_DIR:-var/kafka-broker}}
 
-ready() {  # ApiVersions v0 over the wire: the broker answers with correlation id 7 and error code 0
-  "$VENV_BIN/python" - "$1" <<'PY'
-import socket, struct, sys
-host, port = sys.argv[1].rsplit(":", 1)
-client = b"ready"
-body = struct.pack(">hhih", 18, 0, 7, len(client)) + client
-try:
-    with socket.create_connection((host, int(port)), timeout=1) as s:
-        s.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", s.recv(4))[0]
-        data = b""
-        while len(data) < size:
-            chunk = s.recv(size - len(data))
-            if not chunk:
-                break
-            data += chunk
-    correlation, error = struct.unpack(">ih", data[:6])
-    sys.exit(0 if correlation == 7 and error == 0 else 1)
-except OSError:
-    sys.exit(1)
-PY
+ready() {  # ApiVersions v0 over the wire (scripts/kafka-ready.py): the broker answers with our correlation id
+  "$VENV_BIN/python" scripts/kafka-ready.py "$1"
 }
 
 wait_ready() {

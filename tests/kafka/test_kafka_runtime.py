@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from safety_monitor.adapters.mail import CaptureMailer
-from safety_monitor.bootstrap import bootstrap
-from safety_monitor.settings import Settings
-from streams.embedded import file_source, run_source
+from safety_monitor.service.records import Publication
 from streams.synthetic_trial import SyntheticTrial, generate_trial
-from tests.conftest import RECIPIENTS, ROOT
-from tests.kafka.conftest import Stack, results, wait_until
+from tests.kafka.conftest import PARITY, Stack, all_mailed, embedded_results, processed_all, results, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
-# What both runtimes must agree on. Outbox notices are not compared: routing groups alerts into notices on its own
-# schedule (group_wait), so which notices exist at a given moment depends on time, not on the runtime.
-PARITY = ("incidence", "hits", "pattern_hits", "alerts", "inbox", "dead_letters")
 
 
 @pytest.fixture(scope="module")
@@ -32,41 +26,6 @@ def trial_file(trial: SyntheticTrial, tmp_path: Path) -> Path:
     path = tmp_path / "trial.jsonl"
     path.write_text("\n".join(trial.lines) + "\n", encoding="utf-8")
     return path
-
-
-async def embedded_results(path: Path, tmp_path: Path) -> dict[str, Any]:
-    """The same file through the embedded runtime (SQLite): the reference the Kafka runtime must match."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/embedded.db",
-        rules_dir=ROOT / "rules",
-        templates_dir=ROOT / "templates",
-        alert_recipients=RECIPIENTS,
-    )
-    app = bootstrap(settings, mailer=CaptureMailer(tmp_path / "embedded-mail"))
-    await app.start()
-    try:
-        await run_source(app, file_source(path))
-        from safety_monitor.adapters.sql.unit_of_work import SqlStore
-
-        assert isinstance(app.store, SqlStore)
-        return await results(app.store)
-    finally:
-        await app.close()
-
-
-async def all_mailed(stack: Stack) -> bool:
-    """No notification still waits to be put in an email, and every email has reached the SMTP server."""
-    from sqlalchemy import text
-
-    async with stack.store.engine.connect() as connection:
-        pending = (await connection.execute(text("SELECT count(*) FROM notification WHERE state = 'pending'"))).scalar()
-        ids = {row[0] for row in await connection.execute(text("SELECT notice_id FROM outbox"))}
-    mailed = {m["Message-ID"] for m in stack.smtp.inbox.messages}
-    return pending == 0 and bool(ids) and {f"<{i}@example.org>" for i in ids} <= mailed
-
-
-async def processed_all(stack: Stack, expected_inbox: int) -> bool:
-    return await stack.count("inbox") >= expected_inbox and await stack.count("dead_letter") > 0
 
 
 async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
@@ -214,6 +173,38 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_worker_goes_o
         topic, _, offset = record["origin"].partition("@")
         assert topic.split("[")[0] in (stack.kafka.topics.ae, stack.kafka.topics.lab) and offset.isdigit()
     assert health is not None and health["processed"]["dead_lettered"] == len(poison)
+
+
+async def test_publications_a_crashed_worker_left_unsent_reach_the_topics(stack: Stack) -> None:
+    """A worker that committed its batch and died before sending leaves the records in `publication`, unmarked:
+    the next worker's `publish-pending` job sends them, once."""
+    created = datetime.now(UTC) - timedelta(minutes=2)
+    record = {"schema": "safety-monitor.alert-notice/1", "notice_id": "n-crashed", "kind": "raised", "alert": {}}
+    left = [
+        Publication("alert:n-crashed", "alerts", "ALTER-ICI-01:S-1", json.dumps(record), created),
+        Publication("deadletter:h:x[0]@1", "deadletter", "m-1", json.dumps({"reason": "not JSON"}), created),
+    ]
+    async with stack.store() as uow:
+        await uow.publications.add(left)
+        await uow.commit()
+    worker = stack.worker()
+    try:
+        await worker.ready()
+        alerts = stack.consume_all(stack.kafka.topics.alerts, 1)
+        letters = stack.consume_all(stack.kafka.topics.deadletter, 1)
+
+        async def marked() -> bool:
+            async with stack.store() as uow:
+                return not await uow.publications.pending(datetime.now(UTC), 10)
+
+        await wait_until(marked, what="the publications marked as sent")
+        again = stack.consume_all(stack.kafka.topics.alerts, 2, seconds=3)
+    finally:
+        worker.stop_quietly()
+    assert [json.loads(r.value)["notice_id"] for r in alerts] == ["n-crashed"]
+    assert alerts[0].key == b"ALTER-ICI-01:S-1"
+    assert [json.loads(r.value)["reason"] for r in letters] == ["not JSON"]
+    assert len(again) == 1  # sent once: marking it stopped the next runs of the job
 
 
 def _is_valid(line: str) -> bool:

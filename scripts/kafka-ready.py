@@ -1,0 +1,40 @@
+"""Readiness probe for a Kafka-protocol broker: exit 0 when HOST:PORT answers an ApiVersions request, 1 otherwise.
+
+ApiVersions v0 is the first request every Kafka client sends; a broker that answers it with our correlation id and
+error code 0 is ready for clients. Used by scripts/kafka-broker.sh (noida-db) and scripts/tansu-broker.sh (Tansu).
+"""
+
+import socket
+import struct
+import sys
+
+CORRELATION_ID = 7
+
+
+def answers(address: str, timeout: float = 1.0) -> bool:
+    host, port = address.rsplit(":", 1)
+    client = b"ready"
+    body = struct.pack(">hhih", 18, 0, CORRELATION_ID, len(client)) + client  # api key 18 = ApiVersions, v0
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+            connection.sendall(struct.pack(">i", len(body)) + body)
+            header = connection.recv(4)
+            if len(header) < 4:
+                return False
+            size = struct.unpack(">i", header)[0]
+            data = b""
+            while len(data) < size:
+                chunk = connection.recv(size - len(data))
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return False
+    if len(data) < 6:
+        return False
+    correlation, error = struct.unpack(">ih", data[:6])
+    return correlation == CORRELATION_ID and error == 0
+
+
+if __name__ == "__main__":
+    sys.exit(0 if answers(sys.argv[1]) else 1)
