@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -31,47 +30,22 @@ from faust.web import Request, Response, View
 
 from safety_monitor.bootstrap import App
 from safety_monitor.service.handling import handle_batch
-from safety_monitor.service.records import BatchOutcome, DeadLetter, InboundMessage, Notice, RejectedMessage
+from safety_monitor.service.publications import ALERTS, mark_published, outcome_publications, publish_pending
+from safety_monitor.service.records import BatchOutcome, InboundMessage, Publication, RejectedMessage
 from safety_monitor.service.reload import install_sighup_reload
-from safety_monitor.service.scheduler import Scheduler
+from safety_monitor.service.scheduler import ScheduledJob
 from streams.embedded import to_service
 from streams.topics import KafkaSettings
 from streams.wire import decode
 
 log = logging.getLogger(__name__)
 
-ALERT_SCHEMA = "safety-monitor.alert-notice/1"
-DEAD_LETTER_SCHEMA = "safety-monitor.dead-letter/1"
 EXIT_UNCOMMITTABLE = 70  # a batch could not be committed: exit without acknowledging, so it is redelivered
 
 
 def origin_of(event: EventT[Any]) -> str:
     message = event.message
     return f"{message.topic}[{message.partition}]@{message.offset}"
-
-
-def alert_record(notice: Notice) -> dict[str, Any]:
-    """What `safety.alerts` carries for each alert change (raised, escalated, updated); see README for the schema."""
-    return {
-        "schema": ALERT_SCHEMA,
-        "notice_id": notice.notice_id,
-        "alert_key": notice.alert_key,
-        "kind": notice.kind,
-        "created_at": notice.created_at.isoformat(),
-        "alert": notice.context,
-    }
-
-
-def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "schema": DEAD_LETTER_SCHEMA,
-        "payload_hash": letter.payload_hash,
-        "msg_id": letter.msg_id,
-        "reason": letter.reason,
-        "origin": letter.origin,
-        "received_at": letter.received_at.isoformat(),
-        "payload": letter.payload,
-    }
 
 
 @dataclass
@@ -115,15 +89,13 @@ class KafkaRuntime:
         self.inbound = app.topic(*kafka.topics.inbound, **raw)
         self.alerts = app.topic(kafka.topics.alerts, **raw)
         self.deadletter = app.topic(kafka.topics.deadletter, **raw)
-        self.scheduler = Scheduler(
-            core.store,
-            core.clock,
-            # Routed delivery (silences, inhibition, grouping), reminders and digests: the same jobs as the
-            # embedded runtime, each run once per slot across all workers.
-            core.scheduled_jobs(timedelta(seconds=kafka.delivery_interval)),
-            holder=holder,
-            poll=timedelta(seconds=min(kafka.delivery_interval, 1.0)),
-        )
+        # Routed delivery (silences, inhibition, grouping), reminders and digests: the same jobs and scheduler as
+        # the embedded `serve`, each run once per slot across all workers.
+        # Alert and dead-letter records are stored in each batch's transaction and sent after its commit; what a
+        # crash or a broker outage left unsent is sent by this job (service/publications.py).
+        core.pipeline = replace(core.pipeline, publish=True)
+        catch_up = ScheduledJob("publish-pending", timedelta(seconds=10), self._publish_pending, timedelta(minutes=2))
+        self.scheduler = core.scheduler(holder, timedelta(seconds=kafka.delivery_interval), [catch_up])
 
     async def process(self, stream: StreamT[bytes]) -> None:
         """The agent: batch, decode, handle + commit (DB), publish, and only then acknowledge (leave the body)."""
@@ -172,22 +144,32 @@ class KafkaRuntime:
         raise RuntimeError(f"batch of {len(batch)} not committed after retries")
 
     async def _publish(self, outcome: BatchOutcome) -> None:
-        """After the DB commit: raised alerts to the alerts topic, refusals to the dead-letter topic."""
-        for notice in outcome.written_notices:
-            context = notice.context
-            key = f"{context.get('study_id', '')}:{context.get('subject_id', '')}".encode()
-            await self.alerts.send(key=key, value=_json(alert_record(notice)))
-        for letter in outcome.dead_letters:
-            key = (letter.msg_id or letter.payload_hash).encode()
-            await self.deadletter.send(key=key, value=_json(dead_letter_record(letter)))
-        if outcome.written_notices or outcome.dead_letters:
+        """After the DB commit: the batch's alert records to the alerts topic and refusals to the dead-letter topic
+        (the records its transaction stored), then mark them sent. If this fails or the process dies first, the
+        `publish-pending` job sends them later: a publication is delayed, never lost."""
+        publications = outcome_publications(outcome)
+        await self._send(publications)
+        await mark_published(self.core.store, publications, datetime.now(UTC))
+
+    async def _send(self, publications: Sequence[Publication]) -> None:
+        for publication in publications:
+            topic = self.alerts if publication.stream == ALERTS else self.deadletter
+            await topic.send(key=publication.key.encode(), value=publication.value.encode())
+        if publications:
             await self.app.producer.flush()
-        self.stats.published_alerts += len(outcome.written_notices)
-        self.stats.published_dead_letters += len(outcome.dead_letters)
+        alerts = sum(1 for p in publications if p.stream == ALERTS)
+        self.stats.published_alerts += alerts
+        self.stats.published_dead_letters += len(publications) - alerts
+
+    async def _publish_pending(self, now: datetime) -> int:
+        sent = await publish_pending(self.core.store, self._send, now)
+        if sent:
+            log.warning("sent %d topic publications left unsent by an earlier batch or worker", sent)
+        return sent
 
     async def run_scheduler(self) -> None:
-        # SIGHUP (`safety-monitor rules reload`) reloads the rule files; a broken reload keeps the rules in force.
-        install_sighup_reload(self.core.rules_holder())
+        # SIGHUP (`safety-monitor rules reload`) reloads rules and routing together; a broken reload keeps both.
+        install_sighup_reload(self.core.configuration_holder(), self.core.clock)
         stop = asyncio.Event()
         try:
             await self.scheduler.run(stop)
@@ -322,10 +304,6 @@ async def _prepare(core: App) -> None:
 
 def _text(value: bytes | None) -> str:
     return (value or b"").decode("utf-8", errors="replace")
-
-
-def _json(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _iso(value: datetime | None) -> str | None:

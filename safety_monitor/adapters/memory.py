@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from safety_monitor.domain.alerts import Alert, AlertChange
+from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
 from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
@@ -24,6 +25,7 @@ from safety_monitor.service.records import (
     Notice,
     Notification,
     NotificationGroup,
+    Publication,
     StoredFinding,
 )
 
@@ -40,7 +42,7 @@ class MemoryState:
     ae_versions: dict[str, AdverseEvent] = field(default_factory=dict)
     findings: dict[str, StoredFinding] = field(default_factory=dict)
     baselines: dict[TestKey, str] = field(default_factory=dict)
-    hits: dict[tuple[str, str], RuleHit] = field(default_factory=dict)
+    hits: dict[tuple[str, str, str, str], RuleHit] = field(default_factory=dict)  # (rule, study, subject, occurrence)
     alerts: dict[str, Alert] = field(default_factory=dict)
     alert_changes: list[AlertChange] = field(default_factory=list)
     outbox: dict[str, Notice] = field(default_factory=dict)
@@ -50,6 +52,8 @@ class MemoryState:
     notification_groups: dict[str, NotificationGroup] = field(default_factory=dict)
     notification_log: dict[tuple[str, str], AlertNotificationState] = field(default_factory=dict)
     sae_clocks: dict[tuple[str, ClockKey], SaeClock] = field(default_factory=dict)
+    review_actions: list[ReviewAction] = field(default_factory=list)  # append-only
+    publications: dict[str, Publication] = field(default_factory=dict)
 
 
 class _Repo:
@@ -191,7 +195,15 @@ class _Findings(_Repo):
 class _Hits(_Repo):
     async def add(self, hits: Sequence[RuleHit]) -> None:
         for hit in hits:
-            self.s.hits[(hit.rule.id, hit.msg_id)] = hit
+            self.s.hits[(hit.rule.id, hit.study_id, hit.subject_id, hit.occurrence)] = hit
+
+    async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
+        stale = [
+            k for k, h in self.s.hits.items() if h.alert_key in occurrences and k[3] not in occurrences[h.alert_key]
+        ]
+        for key in stale:
+            del self.s.hits[key]
+        return len(stale)
 
 
 class _Alerts(_Repo):
@@ -214,6 +226,10 @@ class _Alerts(_Repo):
         for alert in self.s.alerts.values():
             counts[alert.rule_id] = counts.get(alert.rule_id, 0) + 1
         return counts
+
+    async def open(self) -> list[Alert]:
+        found = [a for a in self.s.alerts.values() if a.status is AlertStatus.OPEN]
+        return sorted(found, key=lambda a: (a.raised_at, a.key))
 
 
 class _Outbox(_Repo):
@@ -354,6 +370,41 @@ class _SaeClocks(_Repo):
         return [c for (_, case), c in sorted(self.s.sae_clocks.items()) if case == key]
 
 
+class _ReviewActions(_Repo):
+    """Append-only, like the SQL table: there is no way to change or remove an action once added."""
+
+    async def add(self, actions: Sequence[ReviewAction]) -> None:
+        self.s.review_actions.extend(actions)
+
+    async def for_alerts(self, keys: Iterable[str]) -> dict[str, list[ReviewAction]]:
+        wanted = set(keys)
+        found: dict[str, list[ReviewAction]] = {}
+        for action in self.s.review_actions:
+            if action.alert_key in wanted:
+                found.setdefault(action.alert_key, []).append(action)
+        return found
+
+    async def last_at(self, reviewer: str | None = None) -> datetime | None:
+        times = [a.at for a in self.s.review_actions if reviewer is None or a.reviewer == reviewer]
+        return max(times, default=None)
+
+
+class _Publications(_Repo):
+    async def add(self, publications: Sequence[Publication]) -> None:
+        for publication in publications:
+            self.s.publications.setdefault(publication.publication_id, publication)
+
+    async def pending(self, created_before: datetime, limit: int) -> list[Publication]:
+        waiting = [p for p in self.s.publications.values() if p.published_at is None and p.created_at < created_before]
+        return sorted(waiting, key=lambda p: (p.created_at, p.publication_id))[:limit]
+
+    async def mark_published(self, publication_ids: Sequence[str], at: datetime) -> None:
+        for publication_id in publication_ids:
+            publication = self.s.publications.get(publication_id)
+            if publication is not None and publication.published_at is None:
+                self.s.publications[publication_id] = replace(publication, published_at=at)
+
+
 class MemoryUnitOfWork:
     """A transaction over `MemoryState`: changes are made on a copy and published only by `commit()`."""
 
@@ -373,6 +424,8 @@ class MemoryUnitOfWork:
         self.leases = _Leases(self)
         self.notifications = _Notifications(self)
         self.sae_clocks = _SaeClocks(self)
+        self.review_actions = _ReviewActions(self)
+        self.publications = _Publications(self)
 
     async def __aenter__(self) -> Self:
         self.working = copy.deepcopy(self.state)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from safety_monitor.service.pipeline import PipelineConfig, payload_hash, process_batch
 from safety_monitor.service.ports import Clock, UnitOfWorkFactory
+from safety_monitor.service.publications import dead_letter_publication
 from safety_monitor.service.records import BatchOutcome, DeadLetter, InboundMessage, RejectedMessage
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ async def handle_batch(
         return await _with_retries(store, batch, config, clock, policy)
     except Exception as exc:
         if len(batch) == 1:
-            return await _dead_letter_failure(store, batch[0], clock, exc)
+            return await _dead_letter_failure(store, batch[0], config, clock, exc)
         log.error("batch failed size=%d after %d attempts; isolating messages", len(batch), policy.attempts)
     total = BatchOutcome()
     for item in batch:
@@ -73,7 +74,11 @@ async def handle_batch(
 
 
 async def _dead_letter_failure(
-    store: UnitOfWorkFactory, item: InboundMessage | RejectedMessage, clock: Clock, exc: Exception
+    store: UnitOfWorkFactory,
+    item: InboundMessage | RejectedMessage,
+    config: PipelineConfig,
+    clock: Clock,
+    exc: Exception,
 ) -> BatchOutcome:
     msg_id = item.message.envelope.msg_id if isinstance(item, InboundMessage) else item.msg_id
     log.error(
@@ -86,6 +91,8 @@ async def _dead_letter_failure(
     letter = DeadLetter(payload_hash(item.payload), msg_id, error, item.origin, item.payload, clock.now())
     async with store() as uow:
         await uow.dead_letters.add([letter])
+        if config.publish:
+            await uow.publications.add([dead_letter_publication(letter)])
         await uow.commit()
     return BatchOutcome(
         received=1, dead_lettered=1, handler_failures=1, dead_letter_reasons=[error], dead_letters=[letter]

@@ -23,6 +23,7 @@ from safety_monitor.service.findings import grade_findings
 from safety_monitor.service.notices import alert_context
 from safety_monitor.service.notifications import plan_notifications
 from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
+from safety_monitor.service.publications import outcome_publications
 from safety_monitor.service.records import (
     BatchOutcome,
     DeadLetter,
@@ -41,6 +42,9 @@ class PipelineConfig:
     grader: FindingGrader
     alert_recipients: tuple[str, ...]
     routing: Routing | None = None  # rules/routing.yaml; None: every alert to alert_recipients at once
+    # A runtime with outbound topics (the Kafka worker): store what it must publish in the batch's transaction
+    # (service/publications.py), so a crash after the commit cannot lose an alert record.
+    publish: bool = False
 
     def effective_routing(self) -> Routing:
         return self.routing if self.routing is not None else fallback_routing(self.alert_recipients)
@@ -121,10 +125,9 @@ async def process_batch(
     outcome.applied = len(new) - outcome.stale
 
     graded = await grade_findings(uow, findings, dose_changed, config.grader)
-    await uow.findings.add(graded.new)
-    await uow.findings.update_grades(graded.regraded)
     outcome.regraded = len(graded.regraded)
     # Every rule kind (AE with derived grades, subject, finding, pattern, cohort, deadline): service/evaluation.py.
+    # It reads the stored history and lays the batch's graded results over it, so they are written afterwards.
     evaluation = await evaluate_batch(
         uow,
         config.ruleset,
@@ -134,7 +137,10 @@ async def process_batch(
         replacing=replacing,
         new_findings=graded.new,
         regraded=graded.regraded,
+        baselines=graded.baselines,
     )
+    await uow.findings.add(graded.new)
+    await uow.findings.update_grades(graded.regraded)
     hits = evaluation.hits
     await uow.hits.add(hits)
     outcome.hits = len(hits)
@@ -169,6 +175,8 @@ async def process_batch(
     outcome.dead_lettered = len(letters)
     outcome.dead_letter_reasons = [letter.reason for letter in letters]
     outcome.dead_letters = letters
+    if config.publish:
+        await uow.publications.add(outcome_publications(outcome))
     return outcome
 
 
@@ -250,10 +258,15 @@ async def _update_alerts(
     now: datetime,
     removed: Sequence[BasisRemoved] = (),
 ) -> list[AlertChange]:
-    removal_keys = {(ae_alert_key(rule.id, event), event) for event in removals for rule in ruleset.ae_rules}
+    # Every AE rule's alert of a follow-up's record (an earlier version may have matched a rule this one does not).
+    removal_by_msg: dict[str, set[str]] = {}
+    for event in removals:
+        removal_by_msg.setdefault(event.envelope.msg_id, set()).update(
+            ae_alert_key(rule.id, event) for rule in ruleset.ae_rules
+        )
     hit_keys = {hit.alert_key for hit in hits}
     alerts: dict[str, Alert] = await uow.alerts.get(
-        hit_keys | {key for key, _ in removal_keys} | {r.alert_key for r in removed}
+        hit_keys | {key for keys in removal_by_msg.values() for key in keys} | {r.alert_key for r in removed}
     )
     changes: list[AlertChange] = []
     touched: dict[str, Alert] = {}
@@ -262,9 +275,6 @@ async def _update_alerts(
     hits_by_msg: dict[str, list[RuleHit]] = {}
     for hit in hits:
         hits_by_msg.setdefault(hit.msg_id, []).append(hit)
-    removal_by_msg: dict[str, list[str]] = {}
-    for key, event in removal_keys:
-        removal_by_msg.setdefault(event.envelope.msg_id, []).append(key)
     ordered_msgs = list(dict.fromkeys([*[h.msg_id for h in hits], *[e.envelope.msg_id for e in removals]]))
     for msg_id in ordered_msgs:
         matched = {h.alert_key for h in hits_by_msg.get(msg_id, [])}
@@ -273,7 +283,7 @@ async def _update_alerts(
             alerts[hit.alert_key] = touched[hit.alert_key] = alert
             if change is not None:
                 changes.append(change)
-        for key in sorted(removal_by_msg.get(msg_id, [])):
+        for key in sorted(removal_by_msg.get(msg_id, ())):
             existing = alerts.get(key)
             if key in matched or existing is None:
                 continue

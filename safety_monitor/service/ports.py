@@ -18,6 +18,7 @@ from safety_monitor.domain.baselines import TestKey
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
 from safety_monitor.service.records import (
@@ -27,6 +28,7 @@ from safety_monitor.service.records import (
     Notice,
     Notification,
     NotificationGroup,
+    Publication,
     StoredFinding,
 )
 
@@ -105,7 +107,15 @@ class FindingRepository(Protocol):
 
 
 class RuleHitRepository(Protocol):
-    async def add(self, hits: Sequence[RuleHit]) -> None: ...
+    async def add(self, hits: Sequence[RuleHit]) -> None:
+        """Insert hits, or update them in place: a hit is identified by rule, study, subject and occurrence."""
+        ...
+
+    async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
+        """For each pattern alert key, remove its hits whose occurrence is not listed (the occurrences the
+        results as they stand no longer show: a late result broke a run or excluded a Hy's law case); the
+        number removed. What was notified stays in the alert's history."""
+        ...
 
 
 class AlertRepository(Protocol):
@@ -114,6 +124,10 @@ class AlertRepository(Protocol):
     async def add_changes(self, changes: Sequence[AlertChange]) -> None: ...
     async def changes_since(self, since: datetime | None) -> list[AlertChange]: ...
     async def count_by_rule(self) -> dict[str, int]: ...
+
+    async def open(self) -> list[Alert]:
+        """Every alert whose status is open, oldest raised first (the review queue reads these)."""
+        ...
 
 
 class OutboxRepository(Protocol):
@@ -179,6 +193,34 @@ class SaeClockRepository(Protocol):
         ...
 
     async def for_case(self, key: ClockKey) -> list[SaeClock]: ...
+
+
+class ReviewActionRepository(Protocol):
+    """The review audit trail: append-only. Rows are added, never updated or deleted (the SQL table refuses both)."""
+
+    async def add(self, actions: Sequence[ReviewAction]) -> None: ...
+
+    async def for_alerts(self, keys: Iterable[str]) -> dict[str, list[ReviewAction]]:
+        """Each alert's actions in the order they were recorded; alerts never reviewed are absent."""
+        ...
+
+    async def last_at(self, reviewer: str | None = None) -> datetime | None:
+        """When `reviewer` (anyone, if None) last recorded an action: "new since last review" starts there."""
+        ...
+
+
+class PublicationRepository(Protocol):
+    """The outbound-topic outbox: what a publishing runtime must still send (see service/publications.py)."""
+
+    async def add(self, publications: Sequence[Publication]) -> None:
+        """Store new publications; one already stored under the same id is left as it is."""
+        ...
+
+    async def pending(self, created_before: datetime, limit: int) -> list[Publication]:
+        """Unpublished publications created before `created_before`, oldest first."""
+        ...
+
+    async def mark_published(self, publication_ids: Sequence[str], at: datetime) -> None: ...
 
 
 class DigestLog(Protocol):
@@ -251,6 +293,12 @@ class UnitOfWork(Protocol):
 
     @property
     def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def review_actions(self) -> ReviewActionRepository: ...
+
+    @property
+    def publications(self) -> PublicationRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

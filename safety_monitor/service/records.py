@@ -128,6 +128,19 @@ class AlertNotificationState:
     last_mail_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A record for an outbound topic (`stream`: "alerts" or "deadletter"), stored in the batch's transaction and
+    marked `published_at` once the broker has it; `publication_id` is what consumers dedupe on."""
+
+    publication_id: str
+    stream: str
+    key: str
+    value: str
+    created_at: datetime
+    published_at: datetime | None = None
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     """Counts for one batch, summed by the runtimes into run summaries."""

@@ -189,14 +189,18 @@ finding_baseline = Table(
     Column("msg_id", String(128), nullable=False),  # the finding chosen as baseline
 )
 
+# A hit is identified by rule, subject and occurrence: the message for a hit on one message, the collection
+# date/time of the measurement for a pattern occurrence (domain/conditions/pattern.py), so the SBP and DBP of one
+# reading arriving in two batches update one row. `msg_id` names a message the hit rests on.
 rule_hit = Table(
     "rule_hit",
     metadata,
     Column("rule_id", String(128), primary_key=True),
-    Column("msg_id", String(128), primary_key=True),
+    Column("study_id", String(64), primary_key=True),
+    Column("subject_id", String(64), primary_key=True),
+    Column("occurrence", String(128), primary_key=True),
+    Column("msg_id", String(128), nullable=False),
     Column("alert_key", String(600), nullable=False, index=True),
-    Column("study_id", String(64), nullable=False),
-    Column("subject_id", String(64), nullable=False),
     Column("subject_ref", String(400), nullable=False),
     Column("term", String(400), nullable=False),
     Column("grade", Integer, nullable=False),
@@ -340,4 +344,40 @@ sae_clock = Table(
     _ts("closed_at", nullable=True),
     Column("closed_reason", Text),
     Index("ix_sae_clock_open", "closed_at"),
+)
+
+# The review audit trail (DESIGN.md section 8): append-only. The migration adds triggers that refuse UPDATE and
+# DELETE on both databases, so "who, when, old -> new, why" can only ever grow.
+review_actions = Table(
+    "review_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order actions were recorded in
+    Column("alert_key", String(600), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    _ts("at"),
+    Column("drug", String(32)),  # causality: which study drug
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("duplicate_of", String(600)),  # adjudicated a duplicate of this alert
+    Column("clock_effect", String(16)),  # closed / reopened the case's expedited-reporting clock
+    Column("clock_reason", Text),
+    Index("ix_review_actions_reviewer", "reviewer", "at"),
+)
+
+# What a runtime must publish to its outbound topics (safety.alerts, safety.deadletter), written in the batch's
+# own transaction so that a crash between the commit and the send cannot lose a publication: anything still
+# unpublished is sent again by the next worker (at least once; `publication_id` lets consumers drop repeats).
+publication = Table(
+    "publication",
+    metadata,
+    Column("publication_id", String(200), primary_key=True),
+    Column("stream", String(16), nullable=False),  # "alerts" or "deadletter"
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),  # the JSON record, as sent
+    _ts("created_at"),
+    _ts("published_at", nullable=True),
+    Index("ix_publication_pending", "published_at", "created_at"),
 )

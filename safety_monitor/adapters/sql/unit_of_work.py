@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,6 +21,7 @@ from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
 from safety_monitor.domain.incidence import AeFact
 from safety_monitor.domain.messages import AdverseEvent, Envelope, Finding, MessageType, SubjectEvent
+from safety_monitor.domain.review import ActionKind, ClockEffect, ReviewAction, Role
 from safety_monitor.domain.routing import Timing
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
@@ -30,6 +33,7 @@ from safety_monitor.service.records import (
     Notice,
     Notification,
     NotificationGroup,
+    Publication,
     StoredFinding,
 )
 
@@ -39,6 +43,12 @@ _CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter li
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# SQLite only: how a write statement of a given shape goes to the driver: its SQL text, the parameter names in
+# order and each one's bind processing (see _Sql._write_many).
+_DriverForm = tuple[str, Callable[[dict[str, Any]], Any], tuple[tuple[int, Callable[[Any], Any]], ...]]
+_DRIVER_FORMS: dict[tuple[Any, ...], _DriverForm | None] = {}
 
 
 def _date(value: PartialDate | None) -> str | None:
@@ -82,14 +92,57 @@ class _Sql:
 
     async def _insert_ignore(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
         if rows:
-            await self.conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+            statement = self._insert(table).on_conflict_do_nothing(index_elements=keys)
+            await self._write_many(("insert_ignore", *keys), statement, table, rows)
 
     async def _upsert(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
         if not rows:
             return
         statement = self._insert(table)
         changing = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-        await self.conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changing), rows)
+        statement = statement.on_conflict_do_update(index_elements=keys, set_=changing)
+        await self._write_many(("upsert", *keys), statement, table, rows)
+
+    async def _write_many(
+        self, shape: tuple[str, ...], statement: Any, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        """Execute a write of many rows whose statement depends only on `shape`, the table and the rows' keys.
+
+        On SQLite the rows go to the driver as tuples converted here by each column's own bind processing, so the
+        stored values are those SQLAlchemy would store, without its generic per-row parameter handling, which
+        costs as much as SQLite's own work on the wide rows of a batch (bench/bench_replay.py, embedded runtime).
+        """
+        dialect = self.conn.dialect
+        if dialect.name != "sqlite":
+            await self.conn.execute(statement, rows)
+            return
+        columns = tuple(rows[0])
+        key = (dialect.paramstyle, table.name, *shape, columns)
+        if key not in _DRIVER_FORMS:
+            compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+            names = tuple(compiled.positiontup or ())
+            _DRIVER_FORMS[key] = None  # bound values other than the rows' columns: SQLAlchemy binds them
+            if dialect.paramstyle == "qmark" and len(names) > 1 and sorted(names) == sorted(columns):
+                processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+                processed = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+                _DRIVER_FORMS[key] = (str(compiled), itemgetter(*names), processed)
+        form = _DRIVER_FORMS[key]
+        if form is None:
+            await self.conn.execute(statement, rows)
+            return
+        sql, values_of, processed = form
+        # A value object shared by many rows (the batch's time, the same grades) is converted once.
+        converted: dict[int, Any] = {}
+        parameters = []
+        for row in rows:
+            values = list(values_of(row))
+            for i, process in processed:
+                value = values[i]
+                if id(value) not in converted:  # the rows keep every value alive: ids are not reused meanwhile
+                    converted[id(value)] = process(value)
+                values[i] = converted[id(value)]
+            parameters.append(tuple(values))
+        await self.conn.exec_driver_sql(sql, parameters)
 
 
 class _Inbox(_Sql):
@@ -115,8 +168,10 @@ class _Inbox(_Sql):
         # A plain INSERT: a concurrent worker that took the same msg_id makes this transaction fail and the
         # batch is redelivered, where it is recognised as a duplicate. Never silently "do nothing" here.
         if entries:
-            await self.conn.execute(
+            await self._write_many(
+                ("insert",),
                 insert(t.inbox),
+                t.inbox,
                 [
                     {
                         "msg_id": e.msg_id,
@@ -343,6 +398,13 @@ def _grade_json(result: GradeResult) -> dict[str, Any]:
     return {"term": result.term, "reason": result.reason}
 
 
+@lru_cache(maxsize=4096)
+def _grades_json(grades: tuple[GradeResult, ...]) -> list[dict[str, Any]]:
+    """The JSON of a finding's grades; the same grades (most results) give the same object, encoded once per write
+    (_Sql._write_many). Read only."""
+    return [_grade_json(g) for g in grades]
+
+
 def _graded(data: dict[str, Any], version: str) -> GradeResult:
     if "reason" in data:
         return NotGradable(data["term"], data["reason"], version)
@@ -370,7 +432,7 @@ def _finding_row(stored: StoredFinding) -> dict[str, Any]:
         "collected_at": f.collected_at.text,
         "visit": f.visit,
         "specimen": f.specimen,
-        "grades": [_grade_json(g) for g in stored.grades],
+        "grades": _grades_json(stored.grades),
         "ctcae_version": stored.grades[0].ctcae_version if stored.grades else "",
         "baseline_msg_id": stored.baseline_msg_id,
     }
@@ -476,10 +538,13 @@ class _Findings(_Sql):
 
 
 class _Hits(_Sql):
+    _KEY = ("rule_id", "study_id", "subject_id", "occurrence")
+
     async def add(self, hits: Sequence[RuleHit]) -> None:
         rows = [
             {
                 "rule_id": h.rule.id,
+                "occurrence": h.occurrence,
                 "msg_id": h.msg_id,
                 "alert_key": h.alert_key,
                 "study_id": h.study_id,
@@ -496,8 +561,28 @@ class _Hits(_Sql):
         ]
         # Upsert: a re-graded finding is evaluated again and its hit carries the new grade. One row per key
         # per statement (PostgreSQL refuses an upsert that touches a row twice).
-        unique = {(row["rule_id"], row["msg_id"]): row for row in rows}
-        await self._upsert(t.rule_hit, list(unique.values()), ["rule_id", "msg_id"])
+        unique = {tuple(row[k] for k in self._KEY): row for row in rows}
+        await self._upsert(t.rule_hit, list(unique.values()), list(self._KEY))
+
+    async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
+        # Read the keys (the alert-key index serves it), delete only what is stale: usually nothing.
+        stale: list[dict[str, Any]] = []
+        columns = [t.rule_hit.c[k] for k in self._KEY]
+        for chunk in _chunks(sorted(occurrences)):
+            result = await self.conn.execute(
+                select(t.rule_hit.c.alert_key, *columns).where(t.rule_hit.c.alert_key.in_(chunk))
+            )
+            stale += [
+                dict(zip(self._KEY, row[1:], strict=True))
+                for row in result
+                if row.occurrence not in occurrences[row.alert_key]
+            ]
+        if stale:
+            where = [c == bindparam(f"k_{c.name}") for c in columns]
+            await self.conn.execute(
+                t.rule_hit.delete().where(*where), [{f"k_{k}": v for k, v in row.items()} for row in stale]
+            )
+        return len(stale)
 
 
 def _alert_row(alert: Alert) -> dict[str, Any]:
@@ -597,6 +682,11 @@ class _Alerts(_Sql):
     async def count_by_rule(self) -> dict[str, int]:
         result = await self.conn.execute(select(t.alert.c.rule_id, func.count()).group_by(t.alert.c.rule_id))
         return {rule_id: int(count) for rule_id, count in result}
+
+    async def open(self) -> list[Alert]:
+        c = t.alert.c
+        query = select(t.alert).where(c.status == AlertStatus.OPEN.value).order_by(c.raised_at, c.alert_key)
+        return [_alert(row) for row in (await self.conn.execute(query)).mappings()]
 
 
 def _notice(row: Any) -> Notice:
@@ -787,7 +877,8 @@ class _Notifications(_Sql):
         statement = self._insert(t.notification_group)
         keep = {"group_id", "last_flush_at"}  # the time of the last email is the flush's, never the pipeline's
         changing = {c.name: statement.excluded[c.name] for c in t.notification_group.columns if c.name not in keep}
-        await self.conn.execute(statement.on_conflict_do_update(index_elements=["group_id"], set_=changing), rows)
+        statement = statement.on_conflict_do_update(index_elements=["group_id"], set_=changing)
+        await self._write_many(("put_groups",), statement, t.notification_group, rows)
 
     async def add(self, notifications: Sequence[Notification]) -> None:
         rows = [
@@ -828,9 +919,8 @@ class _Notifications(_Sql):
             return
         statement = self._insert(t.notification_log)
         changing = {name: statement.excluded[name] for name in ("group_id", "labels", "status", "grade")}
-        await self.conn.execute(
-            statement.on_conflict_do_update(index_elements=["receiver", "alert_key"], set_=changing), rows
-        )
+        statement = statement.on_conflict_do_update(index_elements=["receiver", "alert_key"], set_=changing)
+        await self._write_many(("track",), statement, t.notification_log, rows)
 
     async def pending(self) -> list[Notification]:
         c = t.notification.c
@@ -966,6 +1056,111 @@ class _SaeClocks(_Sql):
         return [_clock(row) for row in await self.conn.execute(query)]
 
 
+def _review_action(row: Any) -> ReviewAction:
+    return ReviewAction(
+        alert_key=row.alert_key,
+        kind=ActionKind(row.kind),
+        reviewer=row.reviewer,
+        role=Role(row.role),
+        reason=row.reason,
+        at=row.at,
+        old_value=row.old_value,
+        new_value=row.new_value,
+        drug=row.drug,
+        duplicate_of=row.duplicate_of,
+        clock_effect=ClockEffect(row.clock_effect) if row.clock_effect else None,
+        clock_reason=row.clock_reason,
+    )
+
+
+class _ReviewActions(_Sql):
+    """INSERT and SELECT only: the table is append-only (its triggers refuse UPDATE and DELETE)."""
+
+    async def add(self, actions: Sequence[ReviewAction]) -> None:
+        rows = [
+            {
+                "alert_key": a.alert_key,
+                "kind": a.kind.value,
+                "reviewer": a.reviewer,
+                "role": a.role.value,
+                "reason": a.reason,
+                "at": a.at,
+                "drug": a.drug,
+                "old_value": a.old_value,
+                "new_value": a.new_value,
+                "duplicate_of": a.duplicate_of,
+                "clock_effect": a.clock_effect.value if a.clock_effect else None,
+                "clock_reason": a.clock_reason,
+            }
+            for a in actions
+        ]
+        if rows:
+            await self.conn.execute(insert(t.review_actions), rows)
+
+    async def for_alerts(self, keys: Iterable[str]) -> dict[str, list[ReviewAction]]:
+        c = t.review_actions.c
+        found: dict[str, list[ReviewAction]] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            query = select(t.review_actions).where(c.alert_key.in_(chunk)).order_by(c.id)
+            for row in await self.conn.execute(query):
+                found.setdefault(row.alert_key, []).append(_review_action(row))
+        return found
+
+    async def last_at(self, reviewer: str | None = None) -> datetime | None:
+        c = t.review_actions.c
+        query = select(func.max(c.at))
+        if reviewer is not None:
+            query = query.where(c.reviewer == reviewer)
+        value = (await self.conn.execute(query)).scalar()
+        return _utc(value) if value is not None else None
+
+
+def _publication(row: Any) -> Publication:
+    return Publication(
+        publication_id=row.publication_id,
+        stream=row.stream,
+        key=row.key,
+        value=row.value,
+        created_at=_utc(row.created_at),
+        published_at=_utc(row.published_at) if row.published_at is not None else None,
+    )
+
+
+class _Publications(_Sql):
+    async def add(self, publications: Sequence[Publication]) -> None:
+        rows = [
+            {
+                "publication_id": p.publication_id,
+                "stream": p.stream,
+                "key": p.key,
+                "value": p.value,
+                "created_at": p.created_at,
+                "published_at": p.published_at,
+            }
+            for p in publications
+        ]
+        await self._insert_ignore(t.publication, rows, ["publication_id"])
+
+    async def pending(self, created_before: datetime, limit: int) -> list[Publication]:
+        c = t.publication.c
+        query = (
+            select(t.publication)
+            .where(c.published_at.is_(None), c.created_at < created_before)
+            .order_by(c.created_at, c.publication_id)
+            .limit(limit)
+        )
+        return [_publication(row) for row in await self.conn.execute(query)]
+
+    async def mark_published(self, publication_ids: Sequence[str], at: datetime) -> None:
+        c = t.publication.c
+        for chunk in _chunks(sorted(set(publication_ids))):
+            await self.conn.execute(
+                update(t.publication)
+                .where(c.publication_id.in_(chunk), c.published_at.is_(None))
+                .values(published_at=at)
+            )
+
+
 class SqlUnitOfWork:
     """One database transaction. Without `commit()` the block rolls back, whatever happened inside it."""
 
@@ -984,6 +1179,8 @@ class SqlUnitOfWork:
         self.leases = _Leases(self)
         self.notifications = _Notifications(self)
         self.sae_clocks = _SaeClocks(self)
+        self.review_actions = _ReviewActions(self)
+        self.publications = _Publications(self)
 
     @property
     def connection(self) -> AsyncConnection:
