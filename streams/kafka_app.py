@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import logging
 import os
 import socket
@@ -293,6 +294,11 @@ def run_worker(core: App, kafka: KafkaSettings, *, loglevel: str = "info") -> No
     app, _runtime = create_faust_app(core, kafka)
     worker = faust.Worker(app, loglevel=loglevel, loop=loop, redirect_stdouts=False)
     write_pid_file(PID_FILE)
+    # Everything loaded so far (Faust, SQLAlchemy, the rules and criteria) lives as long as the process: keep it
+    # out of the collector's full passes, which otherwise stall the event loop for ~70-140 ms every second or two
+    # under load (measured with gc.callbacks during bench_kafka.py's latency run).
+    gc.collect()
+    gc.freeze()
     log.info("worker starting group=%s topics=%s", kafka.app_id, ",".join(kafka.topics.inbound))
     worker.execute_from_commandline()
 

@@ -69,7 +69,7 @@ class KafkaSettings:
     app_id: str = "safety-monitor"  # Faust app id = consumer group
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    batch_within: float = 0.2  # seconds a partial batch may wait for more messages
+    batch_within: float = 0.05  # seconds a partial batch may wait for more (a backlog fills BATCH_SIZE at once)
     session_timeout: float = 10.0  # seconds; low so a dead worker's partitions move on quickly
     delivery_interval: float = 2.0  # seconds between outbox delivery passes (one worker per pass)
     commit_interval: float = 1.0  # seconds between offset commits (of batches already committed to the database)
