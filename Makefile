@@ -91,7 +91,7 @@ BENCH_KAFKA = @set -o pipefail; \
 	tansu=$$(bash scripts/tansu-broker.sh start var/tansu-bench | tail -n 1) || exit 1; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-bench | tail -n 1) || exit 1; \
 	env KAFKA_BOOTSTRAP_SERVERS="$${tansu\#*=}" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) \
-		--database $(PG_URL) --only raw,naive,worker --broker-name Tansu && \
+		--database $(PG_URL) --only raw,naive,empty,worker --broker-name Tansu && \
 	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database $(PG_URL) \
 		--only latency --broker-name noida-db
 bench-kafka: $(VENV)/.installed-test services
