@@ -17,7 +17,7 @@ from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
+from safety_monitor.service.ports import AeKey, DrawKey, HitKey, LeaseState, SubjectKey
 from safety_monitor.service.records import (
     AlertNotificationState,
     DeadLetter,
@@ -196,6 +196,17 @@ class _Hits(_Repo):
     async def add(self, hits: Sequence[RuleHit]) -> None:
         for hit in hits:
             self.s.hits[(hit.rule.id, hit.study_id, hit.subject_id, hit.occurrence)] = hit
+
+    async def alert_keys(self, keys: Iterable[HitKey]) -> dict[HitKey, str]:
+        return {k: self.s.hits[k].alert_key for k in keys if k in self.s.hits}
+
+    async def occurrences(self, alert_keys: Iterable[str]) -> dict[str, set[str]]:
+        wanted = set(alert_keys)
+        found: dict[str, set[str]] = {}
+        for key, hit in self.s.hits.items():
+            if hit.alert_key in wanted:
+                found.setdefault(hit.alert_key, set()).add(key[3])
+        return found
 
     async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
         stale = [

@@ -33,7 +33,7 @@ from safety_monitor.domain.rules import (
     evaluate_subject_event,
     pattern_alert_key,
 )
-from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
+from safety_monitor.service.ports import AeKey, HitKey, SubjectKey, UnitOfWork
 from safety_monitor.service.records import StoredFinding
 
 
@@ -117,6 +117,7 @@ async def evaluate_batch(
         result.hits.extend(evaluate_subject_event(ruleset, subject_event, ctcae_version))
     findings = [*new_findings, *regraded]
     _finding_rules(ruleset, ctcae_version, findings, baselines, result)
+    await _withdraw_regraded_hits(uow, ruleset, regraded, result)
     # Stored results graded again count too: a pattern hit's grade is the worst among its evidence.
     await _pattern_rules(uow, results, ruleset, ctcae_version, findings, result)
     await _cohort_rules(uow, ruleset, ctcae_version, applied, result)
@@ -240,6 +241,38 @@ def _finding_rules(
             continue  # no rule is about this test (most results)
         baseline = baselines.get(test_key(stored.finding))
         result.hits.extend(evaluate_finding(ruleset, stored.finding, stored.grades, version, baseline))
+
+
+async def _withdraw_regraded_hits(
+    uow: UnitOfWork, ruleset: Ruleset, regraded: Sequence[StoredFinding], result: Evaluation
+) -> None:
+    """A stored result graded again (a late baseline, a first dose, a same-draw companion) may no longer meet a
+    rule it met. Its hit is withdrawn, and an alert left with no result meeting the rule gets an update (basis
+    removed), never a silent delete: DESIGN.md section 6, "a correction that removes an alert's basis sends an
+    update". E.g. ALT 130 U/L first graded 2 against ULN, then against an abnormal baseline of 110: grade 0."""
+    candidates: set[HitKey] = set()
+    for stored in regraded:
+        env = stored.finding.envelope
+        candidates.update(
+            (r.id, env.study_id, env.subject_id, env.msg_id) for r in ruleset.finding_rules_for(stored.finding)
+        )
+    hit_now = {(h.rule.id, h.study_id, h.subject_id, h.occurrence) for h in result.hits}
+    withdrawn = await uow.hits.alert_keys(candidates - hit_now) if candidates - hit_now else {}
+    if not withdrawn:
+        return
+    evidence = await uow.hits.occurrences(set(withdrawn.values()))
+    remaining = {
+        alert_key: occurrences - {key[3] for key, a in withdrawn.items() if a == alert_key}
+        for alert_key, occurrences in evidence.items()
+    }
+    await uow.hits.retain(remaining)
+    supported_now = {h.alert_key for h in result.hits}
+    for key, alert_key in sorted(withdrawn.items(), key=lambda item: item[0]):
+        if remaining.get(alert_key) or alert_key in supported_now:
+            continue
+        reason = "graded again (a late baseline or companion result), the result no longer meets the rule"
+        result.removed.append(BasisRemoved(alert_key, key[3], reason))
+        supported_now.add(alert_key)  # one update per alert
 
 
 # --- patterns ------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from safety_monitor.service.records import (
 
 SubjectKey = tuple[str, str]
 AeKey = tuple[str, str, str]
+HitKey = tuple[str, str, str, str]  # rule_id, study_id, subject_id, occurrence
 DrawKey = tuple[str, str, str, str]  # study_id, subject_id, test code, collection date-time as sent
 
 
@@ -109,6 +110,14 @@ class FindingRepository(Protocol):
 class RuleHitRepository(Protocol):
     async def add(self, hits: Sequence[RuleHit]) -> None:
         """Insert hits, or update them in place: a hit is identified by rule, study, subject and occurrence."""
+        ...
+
+    async def alert_keys(self, keys: Iterable[HitKey]) -> dict[HitKey, str]:
+        """The alert key of each stored hit among `keys` (rule, study, subject, occurrence); absent ones left out."""
+        ...
+
+    async def occurrences(self, alert_keys: Iterable[str]) -> dict[str, set[str]]:
+        """Each alert's stored hit occurrences (the evidence it rests on); alerts without hits are left out."""
         ...
 
     async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:

@@ -11,7 +11,7 @@ from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWorkFactory
 from tests.conftest import RECIPIENTS, ROOT
-from tests.factories import STUDY, ae, inbound, lb, subject_id, vs
+from tests.factories import STUDY, ae, inbound, lb, subject_event, subject_id, vs
 from tests.harness import run
 
 S1 = subject_id(1)
@@ -71,3 +71,27 @@ async def test_a_repeated_pattern_reads_a_whole_window_of_stored_readings(
     await run(store, full, now, inbound(vs(S1, "SYSBP", 165, at="2026-05-01T09:00")))
     outcome = await run(store, full, now, inbound(vs(S1, "SYSBP", 163, at=second_reading)))
     assert outcome.alerts_by_rule.get("hypertension-repeated-160-100", 0) == alerts
+
+
+def alt(value: float, collected: str) -> dict[str, object]:
+    return lb(S1, "ALT", value, LBSTRESU="U/L", LBSTNRLO=7, LBSTNRHI=40, LBDTC=collected)
+
+
+async def test_a_late_baseline_that_grades_a_result_below_the_rule_withdraws_its_hit_and_updates_the_alert(
+    store, full, now
+) -> None:
+    # ALT 130 U/L: 3.25 x ULN, grade 2 while no baseline is known; against the pre-dose baseline of 110 U/L that
+    # arrives later, 1.18 x baseline: below grade 1 (CTCAE v5, abnormal baseline). The alert is kept, updated.
+    first_dose = subject_event(S1, "FIRST_DOSE", "2026-04-01")
+    await run(store, full, now, inbound(first_dose, alt(130, "2026-05-01T08:00")))
+    key = f"alt-grade-2|{STUDY}|{S1}|LB:Alanine aminotransferase increased"
+    async with store() as uow:
+        assert (await uow.hits.occurrences([key])).keys() == {key}
+    outcome = await run(store, full, now, inbound(alt(110, "2026-03-30T08:00")))
+    assert outcome.regraded == 1
+    async with store() as uow:
+        assert await uow.hits.occurrences([key]) == {}
+        alert = (await uow.alerts.get([key]))[key]
+        changes = [c.kind.value for c in await uow.alerts.changes_since(None) if c.alert.key == key]
+    assert (alert.status.value, alert.grade) == ("basis_removed", 2)
+    assert sorted(changes) == ["basis_removed", "raised"]  # both at the same (fixed) time: no order to check

@@ -76,8 +76,21 @@ async def test_a_late_baseline_regrades_earlier_results(store, lab_config, now) 
     second = await run(store, lab_config, now, inbound(baseline))
     assert second.regraded == 1
     assert (await grades(store))["2026-04-01T08:00"] == (2, False, baseline["msg_id"])
-    # Alerts are kept, never silently withdrawn; a lower grade sends nothing new.
-    assert second.notices == 0
+    # Alerts are kept, never silently withdrawn. The grade 3 alert rested on a provisional grade the baseline
+    # corrected: it gets an update (basis removed); the grade 2 alert still holds and sends nothing new.
+    assert [(n.kind, n.alert_key.split("|")[0]) for n in second.written_notices] == [("basis_removed", "alt-grade-3")]
+    async with store() as uow:
+        alerts = await uow.alerts.get(
+            [
+                n.alert_key.replace("alt-grade-3", rule)
+                for n in second.written_notices
+                for rule in ("alt-grade-2", "alt-grade-3")
+            ]
+        )
+    assert sorted((a.rule_id, a.status.value) for a in alerts.values()) == [
+        ("alt-grade-2", "open"),
+        ("alt-grade-3", "basis_removed"),
+    ]
 
 
 async def test_a_late_first_dose_makes_the_last_pre_dose_value_the_baseline(store, lab_config, now) -> None:

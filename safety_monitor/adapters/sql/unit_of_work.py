@@ -25,7 +25,7 @@ from safety_monitor.domain.review import ActionKind, ClockEffect, ReviewAction, 
 from safety_monitor.domain.routing import Timing
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.ports import AeKey, DrawKey, LeaseState, SubjectKey
+from safety_monitor.service.ports import AeKey, DrawKey, HitKey, LeaseState, SubjectKey
 from safety_monitor.service.records import (
     AlertNotificationState,
     DeadLetter,
@@ -563,6 +563,18 @@ class _Hits(_Sql):
         # per statement (PostgreSQL refuses an upsert that touches a row twice).
         unique = {tuple(row[k] for k in self._KEY): row for row in rows}
         await self._upsert(t.rule_hit, list(unique.values()), list(self._KEY))
+
+    async def alert_keys(self, keys: Iterable[HitKey]) -> dict[HitKey, str]:
+        rows = await self._select_by_keys(t.rule_hit, self._KEY, keys)
+        return {(r.rule_id, r.study_id, r.subject_id, r.occurrence): r.alert_key for r in rows}
+
+    async def occurrences(self, alert_keys: Iterable[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        c = t.rule_hit.c
+        for chunk in _chunks(sorted(set(alert_keys))):
+            for row in await self.conn.execute(select(c.alert_key, c.occurrence).where(c.alert_key.in_(chunk))):
+                found.setdefault(row.alert_key, set()).add(row.occurrence)
+        return found
 
     async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
         # Read the keys (the alert-key index serves it), delete only what is stale: usually nothing.
