@@ -198,6 +198,7 @@ class KafkaRuntime:
             lag[name] = None if highwater is None else max(highwater - (committed or 0), 0)
         async with self.core.store() as uow:
             outbox = await uow.outbox.counts()
+            unpublished = await uow.publications.backlog()
         leases = await self.scheduler.states()
         known = [v for v in lag.values() if v is not None]
         status = "stuck" if self.stats.stuck_since else ("failed-notices" if outbox.get("failed") else "ok")
@@ -227,6 +228,8 @@ class KafkaRuntime:
                 "alerts_published": self.stats.published_alerts,
                 "dead_letters_published": self.stats.published_dead_letters,
             },
+            # alert and dead-letter records committed but not yet on their topics (sent by publish-pending)
+            "unpublished": unpublished,
             "scheduler": [
                 {"job": s.job, "slot": s.slot, "holder": s.holder, "done_at": _iso(s.done_at)} for s in leases
             ],

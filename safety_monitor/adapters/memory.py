@@ -409,6 +409,9 @@ class _Publications(_Repo):
         waiting = [p for p in self.s.publications.values() if p.published_at is None and p.created_at < created_before]
         return sorted(waiting, key=lambda p: (p.created_at, p.publication_id))[:limit]
 
+    async def backlog(self) -> int:
+        return sum(1 for p in self.s.publications.values() if p.published_at is None)
+
     async def mark_published(self, publication_ids: Sequence[str], at: datetime) -> None:
         for publication_id in publication_ids:
             publication = self.s.publications.get(publication_id)

@@ -231,6 +231,10 @@ class PublicationRepository(Protocol):
 
     async def mark_published(self, publication_ids: Sequence[str], at: datetime) -> None: ...
 
+    async def backlog(self) -> int:
+        """How many publications are not marked published yet (health)."""
+        ...
+
 
 class DigestLog(Protocol):
     async def last_sent(self, kind: str) -> datetime | None: ...

@@ -69,8 +69,12 @@ async def test_what_a_crash_left_unsent_is_published_once_by_the_catch_up(store,
     await run(store, replace(config, publish=True), now, batch())
     topics = Topics()
     assert await publish_pending(store, topics.send, now) == 0  # too recent: a live worker may be sending it
+    async with store() as uow:
+        assert await uow.publications.backlog() == 2
     assert await publish_pending(store, topics.send, now + LATER) == 2
     assert [p.stream for p in topics.sent] == ["alerts", "deadletter"]
+    async with store() as uow:
+        assert await uow.publications.backlog() == 0
     assert await publish_pending(store, topics.send, now + 2 * LATER) == 0
     assert len(topics.sent) == 2
 

@@ -40,6 +40,12 @@ async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
         assert "refused 5" in published.stdout
         await wait_until(lambda: processed_all(stack, len(reference["inbox"])), what="trial processed")
         await wait_until(lambda: all_mailed(stack), seconds=30, what="every notice mailed")
+
+        async def all_published() -> bool:
+            report = worker.health()
+            return report is not None and report["unpublished"] == 0
+
+        await wait_until(all_published, seconds=30, what="every alert record on its topic")
         health = worker.health()
         assert worker.terminate() == 0, worker.tail()
     finally:

@@ -1163,6 +1163,10 @@ class _Publications(_Sql):
         )
         return [_publication(row) for row in await self.conn.execute(query)]
 
+    async def backlog(self) -> int:
+        query = select(func.count()).select_from(t.publication).where(t.publication.c.published_at.is_(None))
+        return int((await self.conn.execute(query)).scalar_one())
+
     async def mark_published(self, publication_ids: Sequence[str], at: datetime) -> None:
         c = t.publication.c
         for chunk in _chunks(sorted(set(publication_ids))):
