@@ -11,6 +11,8 @@ from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
+# Where a long-running process (Kafka `worker` or embedded `serve`) writes its pid: what `rules reload` signals.
+PID_FILE = Path("var/safety-monitor-worker.pid")
 
 
 def _resource(name: str) -> Path:

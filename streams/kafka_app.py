@@ -35,6 +35,7 @@ from safety_monitor.service.publications import ALERTS, mark_published, outcome_
 from safety_monitor.service.records import BatchOutcome, InboundMessage, Publication, RejectedMessage
 from safety_monitor.service.reload import install_sighup_reload
 from safety_monitor.service.scheduler import ScheduledJob
+from safety_monitor.settings import PID_FILE
 from streams.embedded import to_service
 from streams.topics import KafkaSettings
 from streams.wire import decode
@@ -273,9 +274,6 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
 
     app.page("/health/")(health)
     return app, runtime
-
-
-PID_FILE = Path("var/safety-monitor-worker.pid")  # what `safety-monitor rules reload` signals
 
 
 def write_pid_file(path: Path) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from safety_monitor.bootstrap import App, bootstrap
 from safety_monitor.ruleset.errors import ConfigInvalid
-from safety_monitor.settings import Settings, SettingsError
+from safety_monitor.settings import PID_FILE, Settings, SettingsError
 from streams.embedded import RunSummary
 
 T = TypeVar("T")
@@ -21,6 +22,27 @@ def settings_from_env() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def alerting_settings_from_env() -> Settings:
+    """Settings for a command that processes messages: someone must hear the alerts (routing or recipients)."""
+    settings = settings_from_env()
+    try:
+        settings.require_recipients()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def pid_file_option(help_text: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """`--pid-file`: the long-running process's pid file (what `rules reload` signals)."""
+    return click.option(
+        "--pid-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=PID_FILE,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def run_app(app: App, work: Callable[[App], Awaitable[T]]) -> T:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from safety_monitor.cli.common import app_for, settings_from_env
+from safety_monitor.cli.common import alerting_settings_from_env, app_for
 from safety_monitor.settings import SettingsError
 from streams.embedded import file_source
 from streams.topics import KafkaSettings, TopicsNotReady, check_topics, create_topics
@@ -31,11 +31,7 @@ def worker(loglevel: str) -> None:
     """
     from streams.kafka_app import run_worker  # imports faust: only the worker needs it
 
-    settings = settings_from_env()
-    try:
-        settings.require_recipients()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = alerting_settings_from_env()
     kafka = kafka_settings()
     try:
         check_topics(kafka)

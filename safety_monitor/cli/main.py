@@ -17,7 +17,7 @@ import click
 from safety_monitor.bootstrap import App
 from safety_monitor.cli import kafka
 from safety_monitor.cli.boundaries import boundaries
-from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
+from safety_monitor.cli.common import alerting_settings_from_env, app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
 from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.cli.review import review
@@ -28,7 +28,6 @@ from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
 from safety_monitor.service.digests import build_digest, send_digest
 from safety_monitor.service.views import incidence_table
-from safety_monitor.settings import SettingsError
 from streams.embedded import replay_file
 from streams.wire import json_schemas
 
@@ -51,11 +50,7 @@ def cli(verbose: bool) -> None:
 @click.option("--no-deliver", is_flag=True, help="Leave the outbox for `safety-monitor deliver`.")
 def replay(file: Path, batch_size: int | None, no_deliver: bool) -> None:
     """Feed a JSONL file of wire messages through the embedded runtime into the configured database."""
-    settings = settings_from_env()
-    try:
-        settings.require_recipients()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = alerting_settings_from_env()
     app = app_for(settings)
 
     async def work(app: App) -> None:

@@ -18,7 +18,7 @@ import click
 
 from safety_monitor.bootstrap import App, load_configuration
 from safety_monitor.cli.backtest import BacktestInputError, backtest, format_report
-from safety_monitor.cli.common import app_for, run_app, settings_from_env
+from safety_monitor.cli.common import app_for, pid_file_option, run_app, settings_from_env
 from safety_monitor.cli.rule_tests import CaseFileError, case_files, case_routing, run_files
 from safety_monitor.domain.review import ReviewRefused, Role
 from safety_monitor.domain.rules import Ruleset
@@ -29,7 +29,6 @@ from safety_monitor.service.review import record_report_submitted
 
 # Where a long-running process (Kafka `worker`, embedded `serve`) writes its process id, so `rules reload` can
 # send it SIGHUP.
-DEFAULT_PID_FILE = Path("var/safety-monitor-worker.pid")
 
 
 def _load_or_exit(directory: Path) -> Ruleset:
@@ -105,13 +104,7 @@ def rules_backtest(rules_dir: Path, data: tuple[Path, ...], fmt: str, batch_size
 
 
 @click.command("reload")
-@click.option(
-    "--pid-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_PID_FILE,
-    show_default=True,
-    help="The running process's pid file (worker or serve).",
-)
+@pid_file_option("The running process's pid file (worker or serve).")
 def rules_reload(pid_file: Path) -> None:
     """Check the configured rules and routing.yaml, then ask the running process (`worker` or `serve`, by its
     pid file) to reload both with SIGHUP; exit 1 with every error, nothing signalled, if they do not load.

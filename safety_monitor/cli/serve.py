@@ -13,24 +13,16 @@ from pathlib import Path
 import click
 
 from safety_monitor.bootstrap import App
-from safety_monitor.cli.common import app_for, settings_from_env
-from safety_monitor.cli.rules_tools import DEFAULT_PID_FILE
+from safety_monitor.cli.common import alerting_settings_from_env, app_for, pid_file_option
 from safety_monitor.service.reload import install_sighup_reload
 from safety_monitor.service.scheduler import running
-from safety_monitor.settings import SettingsError
 from streams.embedded import InboxDirectory, InboxFile, watch_inbox
 
 log = logging.getLogger(__name__)
 
 
 @click.command()
-@click.option(
-    "--pid-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_PID_FILE,
-    show_default=True,
-    help="Where the process id is written (what `rules reload` signals).",
-)
+@pid_file_option("Where the process id is written (what `rules reload` signals).")
 def serve(pid_file: Path) -> None:
     """Run the embedded runtime as a service, one process per site: process the wire JSONL files dropped into
     SAFETY_MONITOR_INBOX_DIR (default var/inbox), run the scheduled work (routed delivery and retries, reminders,
@@ -40,11 +32,7 @@ def serve(pid_file: Path) -> None:
     Drop files by writing them under another name in the inbox directory and renaming them to NAME.jsonl: a file
     appears complete or not at all. Processed files move to processed/, unreadable ones to rejected/.
     """
-    settings = settings_from_env()
-    try:
-        settings.require_recipients()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = alerting_settings_from_env()
     app = app_for(settings)
     _claim_pid_file(pid_file)
     try:

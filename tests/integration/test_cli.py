@@ -7,28 +7,15 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from safety_monitor.cli.main import cli
+from tests.cli_harness import invoke, use_embedded_defaults
 from tests.conftest import ROOT, SmtpServer
 from tests.factories import ae, enrolled_and_dosed, subject_id, vs
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules_without_routing: Path) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "DATABASE_SCHEMA", "MAIL_BACKEND", "DIGEST_RECIPIENTS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SAFETY_MONITOR_RULES_DIR", str(rules_without_routing))  # routing: tests of its own
-    monkeypatch.setenv("SAFETY_MONITOR_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("ALERT_RECIPIENTS", "dsmb@example.org")
-    return tmp_path
-
-
-def invoke(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+    return use_embedded_defaults(monkeypatch, tmp_path, rules_without_routing)  # routing: tests of its own
 
 
 def write_jsonl(path: Path, *messages: dict[str, object] | str) -> Path:

@@ -4,14 +4,11 @@ actions, and the plain refusals (unknown alert, forbidden role, invalid transiti
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from safety_monitor.cli.main import cli
-from tests.conftest import ROOT
+from tests.cli_harness import invoke, trial_rules_without_routing, use_embedded_defaults
 from tests.factories import STUDY, ae, enrolled_and_dosed, subject_id
 
 S1 = subject_id(1)
@@ -22,25 +19,12 @@ WHO = ("--reviewer", "Dr Li", "--role", "medical-monitor")
 @pytest.fixture
 def replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A potential SUSAR replayed into var/safety-monitor.db under the trial's rules (no routing: one receiver)."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "DATABASE_SCHEMA", "MAIL_BACKEND", "DIGEST_RECIPIENTS"):
-        monkeypatch.delenv(name, raising=False)
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules, ignore=shutil.ignore_patterns("routing.yaml", "tests"))
-    monkeypatch.setenv("SAFETY_MONITOR_RULES_DIR", str(rules))
-    monkeypatch.setenv("SAFETY_MONITOR_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("ALERT_RECIPIENTS", "dsmb@example.org")
+    use_embedded_defaults(monkeypatch, tmp_path, trial_rules_without_routing(tmp_path))
     sae = ae(S1, "AE-1", "Haemoptysis", 3, AESER="Y", AEREL_ANLOTINIB="PROBABLE")
     messages = tmp_path / "in.jsonl"
     messages.write_text("".join(json.dumps(m) + "\n" for m in (*enrolled_and_dosed(S1), sae)))
     invoke("replay", str(messages), "--no-deliver")
     return tmp_path
-
-
-def invoke(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 def queue() -> dict[str, dict[str, object]]:

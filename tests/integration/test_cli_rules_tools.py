@@ -8,9 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from safety_monitor.cli.main import cli
+from tests.cli_harness import invoke, trial_rules_without_routing, use_embedded_defaults
 from tests.conftest import ROOT
 from tests.factories import ae, enrolled_and_dosed, lb, subject_id
 
@@ -19,21 +18,7 @@ S1 = subject_id(1)
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "DATABASE_SCHEMA", "MAIL_BACKEND", "DIGEST_RECIPIENTS"):
-        monkeypatch.delenv(name, raising=False)
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules, ignore=shutil.ignore_patterns("routing.yaml", "tests"))
-    monkeypatch.setenv("SAFETY_MONITOR_RULES_DIR", str(rules))
-    monkeypatch.setenv("SAFETY_MONITOR_TEMPLATES_DIR", str(ROOT / "templates"))
-    monkeypatch.setenv("ALERT_RECIPIENTS", "dsmb@example.org")
-    return tmp_path
-
-
-def invoke(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+    return use_embedded_defaults(monkeypatch, tmp_path, trial_rules_without_routing(tmp_path))
 
 
 def jsonl(path: Path, *messages: dict[str, object]) -> Path:

@@ -37,6 +37,7 @@ from safety_monitor.bootstrap import bootstrap
 from safety_monitor.service.views import incidence_table
 from safety_monitor.settings import Settings
 from streams.embedded import file_source, run_source
+from streams.synthetic_trial import SyntheticTrial, generate_trial
 from streams.topics import KafkaSettings, create_topics
 from tests.conftest import POSTGRES_URL, RECIPIENTS, ROOT, SmtpServer, _drop_schema, _postgres_schema, free_port
 
@@ -275,6 +276,19 @@ async def _stack(bootstrap: str, smtp_server: SmtpServer, tmp_path: Path) -> Asy
     finally:
         await engine.dispose()
         await _drop_schema(schema)
+
+
+@pytest.fixture(scope="module")
+def trial() -> SyntheticTrial:
+    """The synthetic trial the Kafka tests publish: 20 subjects over 60 days, invalid lines included."""
+    return generate_trial(subjects=20, days=60)
+
+
+@pytest.fixture
+def trial_file(trial: SyntheticTrial, tmp_path: Path) -> Path:
+    path = tmp_path / "trial.jsonl"
+    path.write_text("\n".join(trial.lines) + "\n", encoding="utf-8")
+    return path
 
 
 async def wait_until(condition: Any, seconds: float = 60, what: str = "condition") -> None:

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import text
 
 from streams.publish import producer, publish_lines
-from streams.synthetic_trial import SyntheticTrial, generate_trial
+from streams.synthetic_trial import SyntheticTrial
 from streams.topics import KafkaSettings
 from streams.wire import Decoded, decode
 from tests.kafka.conftest import (
@@ -41,18 +41,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
 PARTITIONS_HELD = 20  # 5 inbound topics x KAFKA_PARTITIONS=4, split between the members of the group
 PER_SECOND = 30  # steady traffic: the 923-line trial takes ~30 s, several times what a worker needs to start and join
 HOLD_AT = 0.85  # the last 15 % waits until the membership change is complete, so traffic also follows it
-
-
-@pytest.fixture(scope="module")
-def trial() -> SyntheticTrial:
-    return generate_trial(subjects=20, days=60)
-
-
-@pytest.fixture
-def trial_file(trial: SyntheticTrial, tmp_path: Path) -> Path:
-    path = tmp_path / "trial.jsonl"
-    path.write_text("\n".join(trial.lines) + "\n", encoding="utf-8")
-    return path
 
 
 class SteadyPublisher:

@@ -10,22 +10,10 @@ from typing import Any
 import pytest
 
 from safety_monitor.service.records import Publication
-from streams.synthetic_trial import SyntheticTrial, generate_trial
+from streams.synthetic_trial import SyntheticTrial
 from tests.kafka.conftest import PARITY, Stack, all_mailed, embedded_results, processed_all, results, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
-
-
-@pytest.fixture(scope="module")
-def trial() -> SyntheticTrial:
-    return generate_trial(subjects=20, days=60)
-
-
-@pytest.fixture
-def trial_file(trial: SyntheticTrial, tmp_path: Path) -> Path:
-    path = tmp_path / "trial.jsonl"
-    path.write_text("\n".join(trial.lines) + "\n", encoding="utf-8")
-    return path
 
 
 async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
