@@ -344,15 +344,17 @@ class _Notifications(_Repo):
                 count += 1
         return count
 
-    async def hold(self, notification_id: str, reason: str) -> None:
-        known = self.s.notifications[notification_id]
-        if known.state == "pending":
-            self.s.notifications[notification_id] = replace(known, held_by=reason)
+    async def hold(self, held: Sequence[tuple[str, str]]) -> None:
+        for notification_id, reason in held:
+            known = self.s.notifications[notification_id]
+            if known.state == "pending":
+                self.s.notifications[notification_id] = replace(known, held_by=reason)
 
-    async def drop(self, notification_id: str, reason: str, at: datetime) -> None:
-        known = self.s.notifications[notification_id]
-        if known.state == "pending":
-            self.s.notifications[notification_id] = replace(known, state="dropped", held_by=reason, decided_at=at)
+    async def drop(self, dropped: Sequence[tuple[str, str]], at: datetime) -> None:
+        for notification_id, reason in dropped:
+            known = self.s.notifications[notification_id]
+            if known.state == "pending":
+                self.s.notifications[notification_id] = replace(known, state="dropped", held_by=reason, decided_at=at)
 
     async def record_email(self, group_id: str, keys: Sequence[tuple[str, str]], mail_id: str, at: datetime) -> None:
         group = self.s.notification_groups[group_id]

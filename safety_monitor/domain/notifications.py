@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from safety_monitor.domain.routing import InhibitRule, Labels, Silence, inhibited_by, silenced_by
+from safety_monitor.domain.routing import NO_INHIBITIONS, Inhibitions, Labels, Silence, silenced_by
 
 REPEAT = "repeat"  # the kind of a reminder for an alert still open after repeat_interval
 BASIS_REMOVED = "basis_removed"
@@ -42,10 +42,11 @@ def decide(
     item: Pending,
     now: datetime,
     silences: Iterable[Silence] = (),
-    inhibit_rules: Iterable[InhibitRule] = (),
-    open_alerts: Iterable[tuple[str, Labels]] = (),
+    inhibitions: Inhibitions = NO_INHIBITIONS,
 ) -> Decision:
     """Send, hold or drop one notification at `now`.
+
+    `inhibitions`: the inhibit rules with the open alerts, indexed once per delivery pass (`Inhibitions.index`).
 
     - Silenced or inhibited now: held (recorded with the reason), not sent.
     - No longer held and the alert still open: sent; the receiver hears about it late rather than never.
@@ -58,7 +59,7 @@ def decide(
     if silence is not None:
         until = silence.ends_at.isoformat(timespec="minutes")
         return Decision(Verdict.HOLD, f"silenced by {silence.id} ({silence.author}: {silence.reason}) until {until}")
-    inhibition = inhibited_by(inhibit_rules, item.labels, item.alert_key, open_alerts)
+    inhibition = inhibitions.inhibiting(item.labels, item.alert_key)
     if inhibition is not None:
         rule, source = inhibition
         return Decision(Verdict.HOLD, f"inhibited by {rule.name} while alert {source} is open")

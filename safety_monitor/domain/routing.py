@@ -210,20 +210,50 @@ def silenced_by(silences: Iterable[Silence], labels: Labels, now: datetime) -> S
     return next((s for s in silences if s.silences(labels, now)), None)
 
 
-def inhibited_by(
-    rules: Iterable[InhibitRule], target: Labels, target_key: str, open_alerts: Iterable[tuple[str, Labels]]
-) -> tuple[InhibitRule, str] | None:
-    """(rule, source alert key) inhibiting `target`, if an open alert other than itself is a source for it."""
-    sources = list(open_alerts)
-    for rule in rules:
-        if not matches_all(rule.target, target):
-            continue
-        for key, labels in sources:
-            if key == target_key or not matches_all(rule.source, labels):
+@dataclass(frozen=True, slots=True)
+class Inhibitions:
+    """The inhibit rules in force with their open source alerts indexed by each rule's `equal` labels.
+
+    Built once per delivery pass from the open alerts (as Alertmanager indexes its inhibition sources), so what
+    holds one notification is found with one lookup per rule, whatever the number of open alerts. The answer is
+    the plain rule's: the first rule (in file order) whose target matchers match, with the first open alert (in
+    the order given) other than the target itself that matches its source matchers and has the same value
+    (a missing label reads as "") for every `equal` label.
+    """
+
+    rules: tuple[InhibitRule, ...] = ()
+    # per rule: `equal` label values -> the first two distinct source alert keys with them (one may be the target)
+    sources: tuple[Mapping[tuple[str, ...], tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def index(cls, rules: Iterable[InhibitRule], open_alerts: Iterable[tuple[str, Labels]]) -> Inhibitions:
+        rules = tuple(rules)
+        alerts = list(open_alerts) if rules else []
+        indexes: list[dict[tuple[str, ...], tuple[str, ...]]] = []
+        for rule in rules:
+            index: dict[tuple[str, ...], tuple[str, ...]] = {}
+            for key, labels in alerts:
+                if not matches_all(rule.source, labels):
+                    continue
+                values = tuple(labels.get(name, "") for name in rule.equal)
+                found = index.get(values, ())
+                if len(found) < 2 and key not in found:
+                    index[values] = (*found, key)
+            indexes.append(index)
+        return cls(rules, tuple(indexes))
+
+    def inhibiting(self, target: Labels, target_key: str) -> tuple[InhibitRule, str] | None:
+        """(rule, source alert key) inhibiting `target`, if an open alert other than itself is a source for it."""
+        for rule, index in zip(self.rules, self.sources, strict=True):
+            if not matches_all(rule.target, target):
                 continue
-            if all(labels.get(name, "") == target.get(name, "") for name in rule.equal):
-                return rule, key
-    return None
+            for key in index.get(tuple(target.get(name, "") for name in rule.equal), ()):
+                if key != target_key:
+                    return rule, key
+        return None
+
+
+NO_INHIBITIONS = Inhibitions()
 
 
 def group_due_at(

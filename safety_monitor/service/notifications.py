@@ -31,7 +31,16 @@ from safety_monitor.domain.notifications import (
     notification_id,
     repeat_id,
 )
-from safety_monitor.domain.routing import Labels, Routing, alert_labels, destinations, group_due_at, repeat_due
+from safety_monitor.domain.routing import (
+    NO_INHIBITIONS,
+    Inhibitions,
+    Labels,
+    Routing,
+    alert_labels,
+    destinations,
+    group_due_at,
+    repeat_due,
+)
 from safety_monitor.domain.rules import Ruleset
 from safety_monitor.service.notices import alert_context
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
@@ -131,7 +140,11 @@ async def flush_due(
     by_group: dict[str, list[Notification]] = defaultdict(list)
     for notification in pending:
         by_group[notification.group_id].append(notification)
-    open_alerts: dict[str, Labels] = {entry.alert_key: entry.labels for entry in sources}
+    inhibitions = NO_INHIBITIONS
+    if sources and routing is not None:
+        # Indexed once for the whole pass: a notification's check costs one lookup per inhibit rule.
+        open_alerts: dict[str, Labels] = {entry.alert_key: entry.labels for entry in sources}
+        inhibitions = Inhibitions.index(routing.inhibit_rules, open_alerts.items())
     for group_id, items in by_group.items():
         group = groups.get(group_id)
         if group is None:  # cannot happen (written together); never drop silently: send to nobody is worse
@@ -146,7 +159,7 @@ async def flush_due(
         if due > now and not ignore_waits:
             report.waiting += len(items)
             continue
-        await _flush_group(store, routing, group, items, entries, list(open_alerts.items()), now, report)
+        await _flush_group(store, routing, group, items, entries, inhibitions, now, report)
     return report
 
 
@@ -156,16 +169,17 @@ async def _flush_group(
     group: NotificationGroup,
     items: list[Notification],
     entries: dict[tuple[str, str], AlertNotificationState],
-    open_alerts: list[tuple[str, Labels]],
+    inhibitions: Inhibitions,
     now: datetime,
     report: FlushReport,
 ) -> None:
     silences = routing.silences if routing is not None else ()
-    inhibit_rules = routing.inhibit_rules if routing is not None else ()
     recipients = group.recipients
     if routing is not None and group.receiver in routing.receivers:
         recipients = routing.receivers[group.receiver].emails  # addresses as configured now
     send: list[Notification] = []
+    held: list[tuple[str, str]] = []
+    dropped: list[tuple[str, str]] = []
     async with store() as uow:
         for item in items:
             entry = entries.get((item.receiver, item.alert_key))
@@ -180,18 +194,19 @@ async def _flush_group(
                 ),
                 now,
                 silences,
-                inhibit_rules,
-                open_alerts,
+                inhibitions,
             )
             if decision.verdict is Verdict.SEND:
                 send.append(item)
             elif decision.verdict is Verdict.HOLD:
                 report.held += 1
                 if item.held_by != decision.reason:
-                    await uow.notifications.hold(item.notification_id, decision.reason)
+                    held.append((item.notification_id, decision.reason))
             else:
                 report.dropped += 1
-                await uow.notifications.drop(item.notification_id, decision.reason, now)
+                dropped.append((item.notification_id, decision.reason))
+        await uow.notifications.hold(held)
+        await uow.notifications.drop(dropped, now)
         if send:
             ids = [n.notification_id for n in send]
             email_id = mail_id(ids)

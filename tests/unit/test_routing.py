@@ -9,6 +9,7 @@ import pytest
 from safety_monitor.domain.cron import CronError, CronSchedule
 from safety_monitor.domain.notifications import Pending, Verdict, decide, mail_id
 from safety_monitor.domain.routing import (
+    Inhibitions,
     InhibitRule,
     Matcher,
     Receiver,
@@ -192,14 +193,13 @@ def test_silence_reason_names_who_why_and_until_when() -> None:
 def test_inhibition_needs_an_open_source_with_equal_labels(
     sources: list[tuple[str, dict[str, str]]], verdict: Verdict
 ) -> None:
-    assert decide(pending(HIGH_G3), T0, (), [DEATH_HOLDS], sources).verdict is verdict
+    assert decide(pending(HIGH_G3), T0, (), Inhibitions.index([DEATH_HOLDS], sources)).verdict is verdict
 
 
 def test_an_alert_never_inhibits_itself() -> None:
     fatal_high = FATAL
-    assert decide(pending(fatal_high, alert_key="fatal"), T0, (), [DEATH_HOLDS], [("fatal", fatal_high)]).verdict is (
-        Verdict.SEND
-    )
+    inhibitions = Inhibitions.index([DEATH_HOLDS], [("fatal", fatal_high)])
+    assert decide(pending(fatal_high, alert_key="fatal"), T0, (), inhibitions).verdict is (Verdict.SEND)
 
 
 def test_mail_id_is_the_set_of_notifications_not_their_order() -> None:

@@ -977,33 +977,45 @@ class _Notifications(_Sql):
             count += int(result.rowcount)
         return count
 
-    async def hold(self, notification_id: str, reason: str) -> None:
+    async def hold(self, held: Sequence[tuple[str, str]]) -> None:
+        if not held:
+            return
         c = t.notification.c
-        await self.conn.execute(
+        statement = (
             update(t.notification)
-            .where(c.notification_id == notification_id, c.state == "pending")
-            .values(held_by=reason)
+            .where(c.notification_id == bindparam("b_id"), c.state == "pending")
+            .values(held_by=bindparam("b_reason"))
         )
+        await self.conn.execute(statement, [{"b_id": i, "b_reason": reason} for i, reason in held])
 
-    async def drop(self, notification_id: str, reason: str, at: datetime) -> None:
+    async def drop(self, dropped: Sequence[tuple[str, str]], at: datetime) -> None:
+        if not dropped:
+            return
         c = t.notification.c
-        await self.conn.execute(
+        statement = (
             update(t.notification)
-            .where(c.notification_id == notification_id, c.state == "pending")
-            .values(state="dropped", held_by=reason, decided_at=at)
+            .where(c.notification_id == bindparam("b_id"), c.state == "pending")
+            .values(state="dropped", held_by=bindparam("b_reason"), decided_at=bindparam("b_at"))
         )
+        await self.conn.execute(statement, [{"b_id": i, "b_reason": reason, "b_at": at} for i, reason in dropped])
 
     async def record_email(self, group_id: str, keys: Sequence[tuple[str, str]], mail_id: str, at: datetime) -> None:
         await self.conn.execute(
             update(t.notification_group).where(t.notification_group.c.group_id == group_id).values(last_flush_at=at)
         )
+        if not keys:
+            return
         c = t.notification_log.c
-        for receiver, alert_key in sorted(set(keys)):
-            await self.conn.execute(
-                update(t.notification_log)
-                .where(c.receiver == receiver, c.alert_key == alert_key)
-                .values(last_notified_at=at, last_mail_id=mail_id)
-            )
+        statement = (
+            update(t.notification_log)
+            .where(c.receiver == bindparam("b_receiver"), c.alert_key == bindparam("b_alert_key"))
+            .values(last_notified_at=bindparam("b_at"), last_mail_id=bindparam("b_mail_id"))
+        )
+        rows = [
+            {"b_receiver": receiver, "b_alert_key": alert_key, "b_at": at, "b_mail_id": mail_id}
+            for receiver, alert_key in sorted(set(keys))
+        ]
+        await self.conn.execute(statement, rows)  # one executemany: a statement per row was a round trip each
 
     async def list(self, limit: int = 1000) -> list[Notification]:
         c = t.notification.c
