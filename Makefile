@@ -23,6 +23,9 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 ## install: create .venv and install the project into it
 install: $(VENV)/.installed
 
+## install-test: the same plus the test and lint tools (pytest, hypothesis, ruff, mypy, import-linter, brokers)
+install-test: $(VENV)/.installed-test
+
 ## demo: replay the bundled synthetic trial end to end on embedded defaults (SQLite, mail as .eml files)
 demo: install
 	$(BIN)/safety-monitor demo
@@ -96,6 +99,15 @@ BENCH_KAFKA = @set -o pipefail; \
 		--only latency --broker-name noida-db
 bench-kafka: $(VENV)/.installed-test services
 	$(BENCH_KAFKA)
+
+## bench-scale: whole `replay` processes of 50k, 200k and 400k messages (many abnormal values, 1,000 subjects),
+## each into a fresh SQLite file, delivery included: rate, peak RSS, database size (SCALE_ARGS=--million adds 1M;
+## SCALE_ARGS='--database-url $(PG_URL)' runs on PostgreSQL); then one delivery pass with 10,000 open alerts
+.PHONY: bench-scale
+SCALE_ARGS ?=
+bench-scale: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_scale.py $(SCALE_ARGS)
+	$(BIN)/python bench/bench_delivery.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
