@@ -291,8 +291,8 @@ def main() -> None:
             runs.append(run)
             db = f"{run.database_mb:,.0f}" if run.database_mb is not None else "-"
             print(
-                f"| {size:,} | {run.seconds:,.1f} | {run.rate:,.0f} | {run.replay_rate} | {run.peak_rss_mb:,.0f} | {db} "
-                f"| {run.load:.2f} |",
+                f"| {size:,} | {run.seconds:,.1f} | {run.rate:,.0f} | {run.replay_rate} "
+                f"| {run.peak_rss_mb:,.0f} | {db} | {run.load:.2f} |",
                 flush=True,
             )
             if args.verbose:

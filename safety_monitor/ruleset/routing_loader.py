@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from safety_monitor.domain.cron import CronError, CronSchedule
+from safety_monitor.domain.cron import CronError
 from safety_monitor.domain.routing import (
     GROUP_BY_ALL,
     DigestSchedule,
@@ -26,6 +26,7 @@ from safety_monitor.domain.routing import (
     Timing,
 )
 from safety_monitor.domain.rules import Severity
+from safety_monitor.ruleset.cron import Cron
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.located_yaml import DuplicateKey, KeyPath, Located, format_path, load_located
 
@@ -413,7 +414,7 @@ def _digests(ctx: _Ctx, raw: Any, receivers: dict[str, Receiver], templates_dir:
         schedule = None
         if expression is not None and zone is not None:
             try:
-                schedule = CronSchedule.parse(expression, zone)
+                schedule = Cron.parse(expression, zone)
             except CronError as exc:
                 key = "time_zone" if str(exc).startswith("unknown time zone") else "schedule"
                 ctx.error((*path, key), str(exc))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from safety_monitor.domain.cron import CronError, CronSchedule
+from safety_monitor.domain.cron import CronError
 from safety_monitor.domain.notifications import Pending, Verdict, decide, mail_id
 from safety_monitor.domain.routing import (
     Inhibitions,
@@ -22,6 +22,7 @@ from safety_monitor.domain.routing import (
     match_routes,
     repeat_due,
 )
+from safety_monitor.ruleset.cron import Cron
 from safety_monitor.ruleset.routing_loader import parse_matcher
 
 T0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
@@ -215,11 +216,15 @@ def test_mail_id_is_the_set_of_notifications_not_their_order() -> None:
         ("0 9 * * 1", "Asia/Shanghai", "2026-05-04T01:00Z", "2026-05-04T01:00Z"),
         ("*/15 * * * *", "UTC", "2026-05-03T12:44Z", "2026-05-03T12:30Z"),
         ("0 9 1 * mon", "UTC", "2026-05-03T12:00Z", "2026-05-01T09:00Z"),  # both day fields: either matches
-        ("30 2 * * *", "Europe/Berlin", "2026-03-29T12:00Z", "2026-03-28T01:30Z"),  # 02:30 skipped by DST
+        # 02:30 does not exist on 29 March in Berlin: it fires at 03:00 CEST, as cron does (a digest is not lost)
+        ("30 2 * * *", "Europe/Berlin", "2026-03-29T12:00Z", "2026-03-29T01:00Z"),
+        ("30 2 * * *", "Europe/Berlin", "2026-03-29T00:59Z", "2026-03-28T01:30Z"),  # before the change
+        ("30 2 * * *", "Europe/Berlin", "2026-10-25T12:00Z", "2026-10-25T00:30Z"),  # 02:30 twice: the first
+        ("0 8 L * *", "UTC", "2026-05-03T12:00Z", "2026-04-30T08:00Z"),  # the last day of the month
     ],
 )
 def test_cron_latest_firing(expression: str, zone: str, now: str, expected: str) -> None:
-    schedule = CronSchedule.parse(expression, zone)
+    schedule = Cron.parse(expression, zone)
     assert schedule.latest_at_or_before(datetime.fromisoformat(now)) == datetime.fromisoformat(expected)
 
 
@@ -230,10 +235,14 @@ def test_cron_latest_firing(expression: str, zone: str, now: str, expected: str)
         ("0 25 * * *", "UTC", "hour field: 25 is out of range 0-23"),
         ("0 8 * * fun", "UTC", "day of week field: 'fun' is not a number"),
         ("0 8 30 2 *", "UTC", "'0 8 30 2 *' never fires: February has no day 30"),
+        ("0 8 31 4,6 *", "UTC", "'0 8 31 4,6 *' never fires: April or June has no day 31"),
+        ("*/0 8 * * *", "UTC", "minute field: step '0' must be a whole number above 0"),
+        ("0 8 * * fri-mon", "UTC", "day of week field: range 'fri-mon' runs backwards"),
+        ("0 8 * * 8", "UTC", "day of week field: 8 is out of range 0-7"),
         ("0 8 * * *", "Asia/Beijing", "unknown time zone 'Asia/Beijing': use an IANA name such as 'Asia/Shanghai'"),
     ],
 )
 def test_cron_errors(expression: str, zone: str, message: str) -> None:
     with pytest.raises(CronError) as caught:
-        CronSchedule.parse(expression, zone)
+        Cron.parse(expression, zone)
     assert str(caught.value).startswith(message)
