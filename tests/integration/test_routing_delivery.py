@@ -301,6 +301,33 @@ async def test_notifications_taken_by_one_flush_cannot_go_in_a_second_email(stor
         await uow.commit()
 
 
+async def test_holds_drops_and_the_log_are_written_for_every_row_of_one_call(store: UnitOfWorkFactory) -> None:
+    routing = load()
+    subjects = ("S1", "S2", "S3", "S4")
+    await plan(store, routing, *(change(alert("hemoptysis", subject=s, spid=f"AE-{s}")) for s in subjects))
+    async with store() as uow:
+        items = {n.alert_key.split("|")[2]: n for n in await uow.notifications.pending()}
+        await uow.notifications.hold([(items["S1"].notification_id, "r1"), (items["S2"].notification_id, "r2")])
+        await uow.notifications.drop([(items["S3"].notification_id, "gone")], T0 + M)
+        mailed = items["S4"]
+        await uow.notifications.mark_mailed([mailed.notification_id], "mail-4", T0 + M)
+        keys = [(n.receiver, n.alert_key) for n in items.values()]
+        await uow.notifications.record_email(mailed.group_id, keys, "mail-4", T0 + 2 * M)
+        await uow.commit()
+    async with store() as uow:
+        after = {n.alert_key.split("|")[2]: n for n in await uow.notifications.list()}
+        log = await uow.notifications.log(keys)
+    assert [(after[s].state, after[s].held_by) for s in subjects] == [
+        ("pending", "r1"),
+        ("pending", "r2"),
+        ("dropped", "gone"),
+        ("mailed", None),
+    ]
+    assert after["S3"].decided_at == T0 + M
+    assert {(e.last_mail_id, e.last_notified_at) for e in log.values()} == {("mail-4", T0 + 2 * M)}
+    assert len(log) == len(subjects)
+
+
 async def test_without_a_routing_file_every_alert_goes_to_alert_recipients_at_once(store: UnitOfWorkFactory) -> None:
     from safety_monitor.domain.routing import fallback_routing
 
