@@ -45,10 +45,13 @@ def pid_file_option(help_text: str) -> Callable[[Callable[..., T]], Callable[...
     )
 
 
-def run_app(app: App, work: Callable[[App], Awaitable[T]]) -> T:
+def run_app(app: App, work: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:
+    """Run `work` on a started app. Only commands that take in data (`create`: demo, replay, serve, db upgrade)
+    create the database or migrate it; the others refuse a missing one (DatabaseNotReady) and create nothing."""
+
     async def main() -> T:
         try:
-            await app.start()
+            await app.start(create=create)
             return await work(app)
         finally:
             await app.close()

@@ -70,4 +70,4 @@ def demo(seed: int, subjects: int, out: Path) -> None:
         click.echo(f"database: {settings.database_url}")
         click.echo("next:     .venv/bin/safety-monitor incidence")
 
-    run_app(app, work)
+    run_app(app, work, create=True)

@@ -19,10 +19,12 @@ from safety_monitor.cli import kafka
 from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import alerting_settings_from_env, app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
+from safety_monitor.cli.failures import FailingPlainly
 from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
+from safety_monitor.domain.routing import DIGEST_PERIODS
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
@@ -32,13 +34,17 @@ from streams.embedded import replay_file
 from streams.wire import json_schemas
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log progress and retries to stderr.")
-def cli(verbose: bool) -> None:
+@click.group(cls=FailingPlainly)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log progress and retries to stderr; a failure shows its traceback."
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Clinical-trial safety monitor: grade AEs, labs and vitals, apply safety rules, alert, report incidence.
 
     Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
     """
+    ctx.meta["safety_monitor.verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -58,7 +64,7 @@ def replay(file: Path, batch_size: int | None, no_deliver: bool) -> None:
         report = None if no_deliver else await app.deliver()
         print_summary(summary, app, report.sent if report else 0, report.failed if report else 0)
 
-    run_app(app, work)
+    run_app(app, work, create=True)
 
 
 @cli.command()
@@ -105,7 +111,13 @@ def format_incidence(records: list[dict[str, Any]]) -> str:
 
 
 @cli.command()
-@click.option("--kind", default="weekly", show_default=True, help="Digest kind, e.g. daily (monitors), weekly (DSMB).")
+@click.option(
+    "--kind",
+    type=click.Choice(list(DIGEST_PERIODS)),
+    default="weekly",
+    show_default=True,
+    help="daily (medical monitors: the last day) or weekly (DSMB: the last 7 days), or since the last one sent.",
+)
 @click.option("--send", is_flag=True, help="Email it to DIGEST_RECIPIENTS (else ALERT_RECIPIENTS) and record it.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML here.")
 def digest(kind: str, send: bool, html_path: Path | None) -> None:
@@ -159,7 +171,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply pending migrations to DATABASE_URL."""
     app = app_for(settings_from_env())
-    run_app(app, _noop)
+    run_app(app, _noop, create=True)
     click.echo(f"database at head: {app.settings.database_url}")
 
 
@@ -202,7 +214,9 @@ def rules_check(directory: Path | None) -> None:
         errors.extend(exc.errors)
     if (target / ROUTING_FILE).is_file():
         try:
-            routing = load_routing(target / ROUTING_FILE, settings.templates_dir)
+            routing = load_routing(
+                target / ROUTING_FILE, settings.templates_dir, deliverable=settings.mail_backend == "smtp"
+            )
         except ConfigInvalid as exc:
             errors.extend(exc.errors)
     if errors or ruleset is None:

@@ -58,7 +58,7 @@ def test_replay_then_incidence_in_three_formats(env: Path) -> None:
     assert "Hypertension" in invoke("incidence").output
 
     letters = invoke("dead-letters").output
-    assert "in.jsonl:7 (x1) not JSON: Expecting value at line 1 column 1" in letters
+    assert "in.jsonl:7 (x1) not JSON: Expecting value (line 1, column 1)" in letters
 
 
 def test_replay_refuses_to_run_without_recipients(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
