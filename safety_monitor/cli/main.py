@@ -17,7 +17,14 @@ import click
 from safety_monitor.bootstrap import App
 from safety_monitor.cli import kafka
 from safety_monitor.cli.boundaries import boundaries
-from safety_monitor.cli.common import alerting_settings_from_env, app_for, print_summary, run_app, settings_from_env
+from safety_monitor.cli.common import (
+    alerting_settings_from_env,
+    app_for,
+    print_delivery,
+    print_summary,
+    run_app,
+    settings_from_env,
+)
 from safety_monitor.cli.demo import demo
 from safety_monitor.cli.failures import FailingPlainly
 from safety_monitor.cli.grade_labs import grade_labs
@@ -59,20 +66,34 @@ def replay(file: Path, batch_size: int | None, no_deliver: bool) -> None:
     settings = alerting_settings_from_env()
     app = app_for(settings)
 
-    async def work(app: App) -> None:
+    async def work(app: App) -> str | None:
         summary = await replay_file(app, file, batch_size=batch_size)
         report = None if no_deliver else await app.deliver()
-        print_summary(summary, app, report.sent if report else 0, report.failed if report else 0)
+        print_summary(summary)
+        return print_delivery(report, await _outbox_counts(app), app.settings)
 
-    run_app(app, work, create=True)
+    failure = run_app(app, work, create=True)
+    if failure:
+        raise click.ClickException(failure)
+
+
+async def _outbox_counts(app: App) -> dict[str, int]:
+    async with app.store() as uow:
+        return await uow.outbox.counts()
 
 
 @cli.command()
 def deliver() -> None:
-    """Send every due notice in the outbox (retries of failed sends included)."""
+    """Email the notification groups that are due and send the outbox (retries of failed sends included)."""
     app = app_for(settings_from_env())
-    report = run_app(app, lambda app: app.deliver())
-    click.echo(f"emails sent: {report.sent}; failed (will retry): {report.failed}")
+
+    async def work(app: App) -> str | None:
+        report = await app.deliver()
+        return print_delivery(report, await _outbox_counts(app), app.settings)
+
+    failure = run_app(app, work)
+    if failure:
+        raise click.ClickException(failure)
 
 
 INCIDENCE_COLUMNS = ("study_id", "soc", "pt", "grade_band", "subjects", "denominator", "percent")
