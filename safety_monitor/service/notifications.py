@@ -1,6 +1,6 @@
 """Owns routed notifications: planning them per receiver and group, flushing due groups into emails, reminders.
 
-Crash safety, step by step (DESIGN.md section 3):
+Crash safety, step by step (docs/architecture.md, "The runtime contract"):
 1. `plan_notifications` runs inside the batch's transaction: alert changes, notifications, groups and the
    notification log commit together or not at all. A redelivered batch yields the same notification ids
    (built from the alert change and the receiver), and inserts are idempotent.
