@@ -1,7 +1,8 @@
 """Owns the runtime contract for one batch: inbox dedupe, facts, grades, rule hits, alerts and outbox rows.
 
 Both runtimes (embedded runner, Kafka worker) call `process_batch` inside one unit of work and commit it
-before acknowledging the batch (docs/architecture.md, "The runtime contract"). Nothing here sends mail or reads the clock.
+before acknowledging the batch (docs/architecture.md, "The runtime contract"). Nothing here sends mail or reads the
+clock.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ async def _apply_adverse_events(
     """Apply AE versions in arrival order: (applied, msg ids that replaced a version, stale msg ids).
 
     A version not above the current one is stale: kept in the history and the inbox, counted, and ignored for
-    the current record (docs/clinical-decisions.md, "Follow-ups and corrections"). Arrival order (not version order) inside a batch makes the
+    the current record (docs/clinical-decisions.md, "Follow-ups and corrections"). Arrival order (not version order)
+    inside a batch makes the
     outcome independent of how messages were cut into batches.
     """
     if not events:

@@ -282,7 +282,8 @@ job_lease = Table(
     _ts("done_at", nullable=True),
 )
 
-# Routing (docs/architecture.md, "Rules and routing"): notifications wait in their receiver's group until the group is emailed (an
+# Routing (docs/architecture.md, "Rules and routing"): notifications wait in their receiver's group until the group
+# is emailed (an
 # outbox row); the log keeps, per receiver and alert, what was last sent, so repeats and dedupe survive restarts.
 notification = Table(
     "notification",
