@@ -1,10 +1,9 @@
 """Owns the review of an alert: the actions a reviewer records, who may record which, the allowed transitions,
 the review status derived from the actions, and their effect on the expedited-reporting clock.
 
-docs/architecture.md and docs/clinical-decisions.md: acknowledge / adjudicate (confirmed signal, not clinically
-significant, duplicate; causality
-per drug; comment), an append-only audit trail (who, when, old, new, reason), roles (medical monitor, DSMB member,
-admin). Section 6: the reviewer records expectedness against the reference safety information (RSI), and an
+Acknowledge / adjudicate (confirmed signal, not clinically significant, duplicate; causality per drug; comment),
+an append-only audit trail (who, when, old, new, reason), roles (medical monitor, DSMB member, admin); see
+docs/clinical-decisions.md, "The expedited-reporting clock": the reviewer records expectedness against the reference safety information (RSI), and an
 expected event stops the expedited-reporting clock. Every function here is pure; the time is passed in.
 """
 
