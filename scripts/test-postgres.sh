@@ -50,23 +50,34 @@ case "$ACTION" in
     if [ -f "$DIR/port" ]; then "$0" stop "$DIR" >/dev/null 2>&1 || true; fi
     rm -rf "$DIR"
     mkdir -p "$DIR"
-    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$DIR"; fi
-    as_server "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$DIR/initdb.log" 2>&1 || {
+    DATA="$DIR/data"
+    if [ "$(id -u)" -eq 0 ]; then
+      chown postgres: "$DIR"
+      # The server runs as `postgres`, which may not reach DIR (a checkout under /root, a private tmp dir): then
+      # the cluster lives in a directory of its own under /tmp, and DIR/datadir says where.
+      if ! runuser -u postgres -- test -w "$DIR"; then DATA=$(mktemp -d /tmp/safety-monitor-test-pg.XXXXXX)/data; fi
+      mkdir -p "$DATA" && chown -R postgres: "$(dirname "$DATA")"
+    fi
+    echo "$DATA" >"$DIR/datadir"
+    as_server "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$DIR/initdb.log" 2>&1 || {
       cat "$DIR/initdb.log" >&2; exit 1; }
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # Loopback only, sockets in DIR (not /var/run), and settings for throwaway test data (no fsync).
-    as_server "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start \
-      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-      >/dev/null || { cat "$DIR/server.log" >&2; exit 1; }
+    as_server "$BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start \
+      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      >/dev/null || { cat "$DATA/server.log" >&2; exit 1; }
     as_server "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -qc "create database test" >/dev/null
     echo "$PORT" >"$DIR/port"
     echo "test-postgres: PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') ready on 127.0.0.1:$PORT (data $DIR)" >&2
     echo "SAFETY_MONITOR_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:$PORT/test"
     ;;
   stop)
-    [ -d "$DIR/data" ] || { rm -rf "$DIR"; exit 0; }
-    BIN=$(find_bin) || true
-    if [ -n "${BIN:-}" ]; then as_server "$BIN/pg_ctl" -D "$DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true; fi
+    DATA=$(cat "$DIR/datadir" 2>/dev/null || echo "$DIR/data")
+    if [ -d "$DATA" ]; then
+      BIN=$(find_bin) || true
+      if [ -n "${BIN:-}" ]; then as_server "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 30 stop >/dev/null 2>&1 || true; fi
+      case "$DATA" in /tmp/safety-monitor-test-pg.*) rm -rf "$(dirname "$DATA")" ;; esac
+    fi
     rm -rf "$DIR"
     echo "test-postgres: stopped and removed ($DIR)" >&2
     ;;

@@ -3,7 +3,8 @@ the review status derived from the actions, and their effect on the expedited-re
 
 Acknowledge / adjudicate (confirmed signal, not clinically significant, duplicate; causality per drug; comment),
 an append-only audit trail (who, when, old, new, reason), roles (medical monitor, DSMB member, admin); see
-docs/clinical-decisions.md, "The expedited-reporting clock": the reviewer records expectedness against the reference safety information (RSI), and an
+docs/clinical-decisions.md, "The expedited-reporting clock": the reviewer records expectedness against the reference
+safety information (RSI), and an
 expected event stops the expedited-reporting clock. Every function here is pure; the time is passed in.
 """
 

@@ -225,10 +225,14 @@ async def _flush_group(
             context: dict[str, object] = {
                 "receiver": group.receiver,
                 "group_labels": dict(group.group_labels),
-                # Worst first: severity, then grade, then the order they came in.
+                # Escalations (a rise in grade, an overdue report) first, then worst first: severity, grade.
                 "notifications": sorted(
                     (n.context | {"change": n.kind} for n in send),
-                    key=lambda c: (_SEVERITY_RANK.get(str(c.get("severity")), 9), -_grade(c.get("grade"))),
+                    key=lambda c: (
+                        c["change"] != "escalated",
+                        _SEVERITY_RANK.get(str(c.get("severity")), 9),
+                        -_grade(c.get("grade")),
+                    ),
                 ),
             }
             await uow.outbox.add(

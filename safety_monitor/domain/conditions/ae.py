@@ -9,8 +9,8 @@ from safety_monitor.domain.messages import AdverseEvent
 
 NOT_ATTRIBUTED = "unknown"  # AEIRAE null: immune-relatedness not yet attributed by the investigator
 
-# The study drugs whose causality a site reports separately (AEREL_ANLOTINIB, AEREL_ICI; docs/architecture.md, "Wire
-# format").
+# The study drugs whose causality a site reports separately (AEREL_ANLOTINIB, AEREL_ICI):
+# docs/architecture.md, "Wire format".
 DRUGS = ("anlotinib", "ici")
 
 # Seriousness criteria (ICH E2A; SDTM AESDTH, AESLIFE, AESHOSP) a rule may require, any of them.
