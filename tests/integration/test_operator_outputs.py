@@ -76,6 +76,7 @@ def test_a_clock_past_due_is_overdue_in_the_queue_the_alert_and_its_mail(without
     # the deadline check ran when the file was processed, not an hour later: its mail is already written
     subjects = [str(m["Subject"]) for m in mails(without_routing)]
     assert any(s.startswith("[OVERDUE") for s in subjects), subjects
+    assert "OVERDUE by " in invoke("digest", "--kind", "daily").output  # and in the digest's list of changes
 
 
 def test_the_queue_puts_overdue_first_then_severity_and_grade(without_routing: Path) -> None:
