@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -31,7 +32,7 @@ from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
-from safety_monitor.domain.routing import DIGEST_PERIODS
+from safety_monitor.domain.routing import DIGEST_PERIODS, reserved_domain
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
@@ -49,7 +50,8 @@ from streams.wire import json_schemas
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Clinical-trial safety monitor: grade AEs, labs and vitals, apply safety rules, alert, report incidence.
 
-    Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
+    Configuration comes from environment variables (see README): DATABASE_URL, MAIL_BACKEND, SMTP_*, and the
+    receivers' addresses rules/routing.yaml names (MEDICAL_MONITOR_EMAILS, DSMB_EMAILS, ...).
     """
     ctx.meta["safety_monitor.verbose"] = verbose
     logging.basicConfig(
@@ -253,6 +255,17 @@ def rules_check(directory: Path | None) -> None:
             f"routing OK: {len(routing.receivers)} receivers, {len(routing.inhibit_rules)} inhibit rules, "
             f"{len(routing.silences)} silences, {len(routing.digests)} digest schedules"
         )
+        text = (target / ROUTING_FILE).read_text(encoding="utf-8")
+        variables = sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text)))
+        if variables:
+            click.echo(f"receivers' addresses (from {', '.join(variables)}):")
+        for receiver in routing.receivers.values():
+            placeholder = (
+                " (placeholders: refused with MAIL_BACKEND=smtp)"
+                if any(reserved_domain(e) for e in receiver.emails)
+                else ""
+            )
+            click.echo(f"  {receiver.name}: {', '.join(receiver.emails)}{placeholder}")
 
 
 rules.add_command(rules_test)

@@ -116,6 +116,16 @@ def test_the_shipped_routing_file_names_its_variables() -> None:
         assert "${" + variable + ":-" in text
 
 
+def test_rules_check_lists_each_receivers_addresses_and_where_they_come_from(
+    trial: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSMB_EMAILS", "chair@trial-dsmb.eu,statistician@trial-dsmb.eu")
+    out = invoke("rules", "check").output
+    assert "receivers' addresses (from DSMB_EMAILS, MEDICAL_MONITOR_EMAILS, SAFETY_PHYSICIAN_EMAILS):" in out
+    assert "  dsmb: chair@trial-dsmb.eu, statistician@trial-dsmb.eu\n" in out
+    assert "  medical-monitors: medical-monitor@example.org (placeholders: refused with MAIL_BACKEND=smtp)" in out
+
+
 # 3. A read never creates a database; a wrong path is refused, naming the URL and what creates it.
 
 
