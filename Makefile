@@ -3,9 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+TEST_PG_DIR ?= var/test-postgres
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down tansu-up tansu-down bench-kafka
+.PHONY: install install-test demo test check lint typecheck contracts pytest walkthrough bench clean kafka-up kafka-down \
+	tansu-up tansu-down postgres-up postgres-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -30,9 +31,13 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/safety-monitor demo
 
-## services: start what the tests need (PostgreSQL on 127.0.0.1:5432 with database `test`)
-services:
-	bash scripts/ensure-postgres.sh
+## postgres-up / postgres-down: a private PostgreSQL cluster (initdb into var/test-postgres, a free 127.0.0.1 port,
+## database `test`); last line SAFETY_MONITOR_TEST_POSTGRES_URL=... The machine's own PostgreSQL is left alone.
+postgres-up:
+	@bash scripts/test-postgres.sh start $(TEST_PG_DIR)
+
+postgres-down:
+	@bash scripts/test-postgres.sh stop $(TEST_PG_DIR)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -61,24 +66,32 @@ tansu-up: $(VENV)/.installed-test
 tansu-down:
 	@bash scripts/tansu-broker.sh stop $(TANSU_DIR)
 
-# pytest runs with two fresh brokers (noida-db for most Kafka tests, Tansu for joins and leaves under load), both
-# stopped afterwards even when tests fail (the trap), both exported to the tests
-pytest: $(VENV)/.installed-test services
+# pytest runs with a private PostgreSQL cluster and two fresh brokers (noida-db for most Kafka tests, Tansu for joins
+# and leaves under load), all three stopped afterwards even when tests fail (the trap), all exported to the tests
+pytest: $(VENV)/.installed-test
 	@set -o pipefail; \
-	trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR); bash scripts/tansu-broker.sh stop $(TANSU_DIR)' EXIT; \
+	trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR); bash scripts/tansu-broker.sh stop $(TANSU_DIR); \
+		bash scripts/test-postgres.sh stop $(TEST_PG_DIR)' EXIT; \
+	postgres=$$(bash scripts/test-postgres.sh start $(TEST_PG_DIR) | tail -n 1) || exit 1; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start $(KAFKA_DIR) | tail -n 1) || exit 1; \
 	tansu=$$(bash scripts/tansu-broker.sh start $(TANSU_DIR) | tail -n 1) || exit 1; \
-	echo "$$bootstrap $$tansu"; \
-	env "$$bootstrap" "$$tansu" SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
+	echo "$$postgres $$bootstrap $$tansu"; \
+	env "$$postgres" "$$bootstrap" "$$tansu" $(BIN)/pytest
 
-## test: install test dependencies, start services, then lint, type-check, layer contracts and the whole suite
-test: $(VENV)/.installed-test services lint typecheck contracts pytest
+## walkthrough: a new user's path through README.md: in a copy of the repository `make demo`, then every ```sh
+## block of README.md in order in one shell (a block after `<!-- walkthrough: skip (REASON) -->` is left out)
+walkthrough: $(VENV)/.installed-test
+	$(BIN)/python scripts/readme_walkthrough.py
+
+## test: install test dependencies, then lint, type-check, layer contracts, the whole suite (with its own PostgreSQL
+## and brokers) and the README walk-through
+test: $(VENV)/.installed-test lint typecheck contracts pytest walkthrough
 
 ## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
 ## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; grade 1,000,000
 ## generated SDTM lab records with grade-labs (records/s); then the Kafka path (bench-kafka, in the same run)
 N ?= 100000
-bench: $(VENV)/.installed-test services
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
@@ -90,19 +103,24 @@ bench: $(VENV)/.installed-test services
 ## holds fetches for the full fetch wait, which Faust fixes at 1.5 s). Starts both brokers, stops them after.
 KAFKA_N ?= 30000
 BENCH_KAFKA = @set -o pipefail; \
-	trap 'bash scripts/kafka-broker.sh stop var/kafka-bench; bash scripts/tansu-broker.sh stop var/tansu-bench' EXIT; \
+	trap 'bash scripts/kafka-broker.sh stop var/kafka-bench; bash scripts/tansu-broker.sh stop var/tansu-bench; \
+		bash scripts/test-postgres.sh stop var/postgres-bench' EXIT; \
+	pg=$$(bash scripts/test-postgres.sh start var/postgres-bench | tail -n 1) || exit 1; \
 	tansu=$$(bash scripts/tansu-broker.sh start var/tansu-bench | tail -n 1) || exit 1; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-bench | tail -n 1) || exit 1; \
 	env KAFKA_BOOTSTRAP_SERVERS="$${tansu\#*=}" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) \
-		--database $(PG_URL) --only raw,naive,empty,worker --broker-name Tansu && \
-	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database $(PG_URL) \
+		--database "$${pg\#*=}" --only raw,naive,empty,worker --broker-name Tansu && \
+	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database "$${pg\#*=}" \
 		--only latency --broker-name noida-db
-bench-kafka: $(VENV)/.installed-test services
+
+bench-kafka: $(VENV)/.installed-test
 	$(BENCH_KAFKA)
+
 
 ## bench-scale: whole `replay` processes of 50k, 200k and 400k messages (many abnormal values, 1,000 subjects),
 ## each into a fresh SQLite file, delivery included: rate, peak RSS, database size (SCALE_ARGS=--million adds 1M;
-## SCALE_ARGS='--database-url $(PG_URL)' runs on PostgreSQL); then one delivery pass with 10,000 open alerts
+## SCALE_ARGS='--database-url URL' runs on PostgreSQL, e.g. the URL `make postgres-up` prints); then one delivery
+## pass with 10,000 open alerts
 .PHONY: bench-scale
 SCALE_ARGS ?=
 bench-scale: $(VENV)/.installed-test

@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from safety_monitor.adapters.clock import SystemClock
 from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
-from safety_monitor.adapters.sql.database import create_engine, upgrade
+from safety_monitor.adapters.sql.database import (
+    create_engine,
+    require_database_file,
+    require_schema,
+    sqlite_file,
+    upgrade,
+)
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.ctcae import CtcaeGrader
@@ -51,10 +57,21 @@ class App:
     def configuration(self) -> Configuration:
         return Configuration(self.pipeline.ruleset, self.pipeline.routing)
 
-    async def start(self) -> None:
-        """Bring the database schema up to date (idempotent)."""
-        if self.engine is not None:
-            await upgrade(self.engine)
+    async def start(self, *, create: bool = True) -> None:
+        """Bring the database schema up to date (idempotent). With `create=False` (commands that only read, or
+        act on what is there) nothing is created: a missing database, or one without the schema, is refused
+        with DatabaseNotReady naming DATABASE_URL and the command that creates it."""
+        if self.engine is None:
+            return
+        url = self.settings.database_url
+        if not create:
+            require_database_file(url)
+            await require_schema(self.engine, url)
+            return
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        await upgrade(self.engine)
 
     async def close(self) -> None:
         if self.engine is not None:
@@ -159,7 +176,9 @@ def load_configuration(settings: Settings) -> Configuration:
         errors.extend(exc.errors)
     if settings.routing_file.is_file():
         try:
-            routing = load_routing(settings.routing_file, settings.templates_dir)
+            routing = load_routing(
+                settings.routing_file, settings.templates_dir, deliverable=settings.mail_backend == "smtp"
+            )
         except ConfigInvalid as exc:
             errors.extend(exc.errors)
     if errors or ruleset is None:
@@ -179,7 +198,8 @@ def bootstrap(
     renderer = TemplateRenderer(settings.templates_dir)
     engine = None
     if store is None:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        # No directory made yet: a command that only reads must create nothing (App.start makes it when asked to).
+        engine = create_engine(settings.database_url, schema=settings.database_schema, create_directory=False)
         store = SqlStore(engine)
     pipeline = PipelineConfig(
         ruleset=configuration.ruleset,

@@ -36,7 +36,7 @@ class EnvReader:
         if self.get(name):
             self.values[key] = self.get(name)
 
-    def number(self, name: str, key: str, kind: type[int] | type[float], low: float) -> None:
+    def number(self, name: str, key: str, kind: type[int] | type[float], low: float, high: float | None = None) -> None:
         raw = self.get(name)
         if not raw:
             return
@@ -47,6 +47,9 @@ class EnvReader:
             return
         if value < low:
             self.problems.append(f"{name}={raw!r} must be at least {low:g}")
+            return
+        if high is not None and value > high:
+            self.problems.append(f"{name}={raw!r} must be at most {high:g}")
             return
         self.values[key] = value
 
@@ -122,7 +125,7 @@ class Settings:
         emails("ALERT_RECIPIENTS", "alert_recipients")
         emails("DIGEST_RECIPIENTS", "digest_recipients")
         text("SMTP_HOST", "smtp_host")
-        number("SMTP_PORT", "smtp_port", int, 1)
+        number("SMTP_PORT", "smtp_port", int, 1, 65535)  # a TCP port
         text("SMTP_USERNAME", "smtp_username")
         if "SMTP_PASSWORD" in env:
             values["smtp_password"] = env["SMTP_PASSWORD"]
@@ -135,6 +138,13 @@ class Settings:
         values.update(overrides)
         settings = replace(cls(), **values)
         problems.extend(settings.problems())
+        if reader.get("ALERT_RECIPIENTS") and settings.routing_file.is_file():
+            # Ignoring it silently would send the alerts to the routing file's receivers instead, unannounced.
+            problems.append(
+                f"ALERT_RECIPIENTS is set, but {settings.routing_file} decides who hears every alert: set the "
+                "variables its receivers name (MEDICAL_MONITOR_EMAILS, DSMB_EMAILS, ...: `safety-monitor rules "
+                "check` lists them) and unset ALERT_RECIPIENTS"
+            )
         if problems:
             raise SettingsError(problems)
         return settings
@@ -147,6 +157,13 @@ class Settings:
             found.append(f"SMTP_SECURITY={self.smtp_security!r}: use none, starttls or tls")
         if not _EMAIL.match(self.mail_from):
             found.append(f"MAIL_FROM={self.mail_from!r} is not an email address")
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", self.database_url)
+        if scheme is None or scheme.group(1).split("+")[0].lower() not in ("sqlite", "postgresql", "postgres"):
+            what = f"scheme {scheme.group(1)!r}" if scheme else "has no scheme"
+            found.append(
+                f"DATABASE_URL {what}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (no other database is "
+                "supported)"
+            )
         if self.database_schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.database_schema):
             found.append(f"DATABASE_SCHEMA={self.database_schema!r}: use lower-case letters, digits and _")
         if self.database_schema and self.database_url.startswith("sqlite"):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from safety_monitor.bootstrap import App
+from safety_monitor.service.deadlines import DeadlineReport, check_deadlines
 from safety_monitor.service.handling import handle_batch
 from safety_monitor.service.records import BatchOutcome, InboundMessage, RejectedMessage
 from streams.wire import Decoded, Rejected, decode
@@ -29,6 +30,7 @@ class RunSummary:
     seconds: float = 0.0
     acknowledged_through: str | None = None  # origin of the last message acknowledged
     complete: bool = True  # False when a stop request ended the run before the source was exhausted
+    deadlines: DeadlineReport = field(default_factory=DeadlineReport)  # the reporting clocks, checked at the end
 
     @property
     def rate(self) -> float:
@@ -100,6 +102,9 @@ async def run_source(
         await asyncio.gather(reader, return_exceptions=True)
     if not reader.cancelled() and (error := reader.exception()) is not None:
         raise error  # the source failed: what was read before it is committed, the rest is not
+    # The reporting clocks right after the data that may have made them due, not only at the scheduler's next
+    # slot: a clock that is past due when its file arrives is escalated in the same run.
+    summary.deadlines = await check_deadlines(app.store, app.pipeline, app.clock.now())
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -295,7 +295,7 @@ def _refuse(payload: str, origin: str) -> Rejected:
     try:
         document = json.loads(payload)
     except json.JSONDecodeError as exc:
-        return Rejected(None, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", payload, origin)
+        return Rejected(None, f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", payload, origin)
     if not isinstance(document, dict):
         return Rejected(None, f"not a JSON object but {type(document).__name__}", payload, origin)
     raw_id = document.get("msg_id")

@@ -84,7 +84,7 @@ class _DeadLetters(_Repo):
             self.s.dead_letters[letter.payload_hash] = (stored, count + 1)
 
     async def list(self, limit: int = 100) -> list[tuple[DeadLetter, int]]:
-        return list(self.s.dead_letters.values())[:limit]
+        return sorted(self.s.dead_letters.values(), key=lambda pair: pair[0].listing_order())[:limit]
 
 
 class _Subjects(_Repo):

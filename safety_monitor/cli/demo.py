@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from safety_monitor.bootstrap import App
-from safety_monitor.cli.common import app_for, print_summary, run_app, settings_from_env
+from safety_monitor.cli.common import app_for, print_delivery, print_summary, run_app, settings_from_env
 from safety_monitor.service.digests import build_digest
 from streams.embedded import replay_file
 from streams.synthetic_trial import generate_trial, write_jsonl
@@ -41,7 +41,7 @@ def demo(seed: int, subjects: int, out: Path) -> None:
     write_jsonl(trial_file, trial.lines)
     app = app_for(settings)
 
-    async def work(app: App) -> None:
+    async def work(app: App) -> str | None:
         summary = await replay_file(app, trial_file)
         # Months of trial replayed in seconds: email every waiting group now rather than after its group_wait.
         report = await app.deliver(ignore_waits=True)
@@ -54,20 +54,21 @@ def demo(seed: int, subjects: int, out: Path) -> None:
             population = await uow.subjects.safety_population()
             awaiting = await uow.adverse_events.unknown_subject_count()
         click.echo(f"synthetic trial:      {len(trial.lines)} lines, seed {seed}, {trial_file}")
-        print_summary(summary, app, report.sent, report.failed)
-        if report.flushed is not None:
-            click.echo(f"held by silences / inhibit rules: {report.flushed.held} (kept, sent once released)")
+        print_summary(summary)
+        failure = print_delivery(report, outbox, settings)
         click.echo("")
         click.echo("in the database now:")
         click.echo(f"  safety population:  {len(population)} subjects dosed")
         click.echo(f"  AEs awaiting their subject's registration: {awaiting} (alerted on; counted once dosed)")
         click.echo("  open alerts by rule: " + ", ".join(f"{k}: {v}" for k, v in sorted(alerts.items())))
-        click.echo(f"  emails: {outbox['sent']} sent, {outbox['pending']} pending, {outbox['failed']} failed")
         click.echo("")
         mail_where = settings.mail_capture_dir if settings.mail_backend == "capture" else settings.smtp_host
         click.echo(f"mail ({settings.mail_backend}): {mail_where}")
         click.echo(f"digest:   {out / 'digest.html'} and {out / 'digest.txt'}")
         click.echo(f"database: {settings.database_url}")
         click.echo("next:     .venv/bin/safety-monitor incidence")
+        return failure
 
-    run_app(app, work)
+    failure = run_app(app, work, create=True)
+    if failure:
+        raise click.ClickException(failure)

@@ -48,6 +48,7 @@ def publish(file: Path, send_invalid: bool) -> None:
     from streams.publish import publish_lines
 
     kafka = kafka_settings()
+    _quiet_client_logs()
     report = publish_lines(kafka, file_source(file), send_invalid=send_invalid)
     for origin, reason in report.refused:
         click.echo(f"refused {origin}: {reason}", err=True)
@@ -55,6 +56,13 @@ def publish(file: Path, send_invalid: bool) -> None:
     click.echo(f"published {report.sent} message(s) ({by_topic}); refused {len(report.refused)}")
     if report.refused and not send_invalid:
         sys.exit(1)
+
+
+def _quiet_client_logs() -> None:
+    """kafka-python logs every failed connection attempt as an ERROR; an unreachable broker ends in one line
+    (cli/failures.py) instead, and `--verbose` brings the client's log back."""
+    if not click.get_current_context().meta.get("safety_monitor.verbose"):
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @click.group()
@@ -66,7 +74,7 @@ def topics() -> None:
 def topics_create() -> None:
     """Create the inbound, alert and dead-letter topics with KAFKA_PARTITIONS partitions (idempotent)."""
     kafka = kafka_settings()
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    _quiet_client_logs()
     try:
         report = create_topics(kafka)
     except TopicsNotReady as exc:

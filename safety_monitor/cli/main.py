@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,12 +18,21 @@ import click
 from safety_monitor.bootstrap import App
 from safety_monitor.cli import kafka
 from safety_monitor.cli.boundaries import boundaries
-from safety_monitor.cli.common import alerting_settings_from_env, app_for, print_summary, run_app, settings_from_env
+from safety_monitor.cli.common import (
+    alerting_settings_from_env,
+    app_for,
+    print_delivery,
+    print_summary,
+    run_app,
+    settings_from_env,
+)
 from safety_monitor.cli.demo import demo
+from safety_monitor.cli.failures import FailingPlainly
 from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
+from safety_monitor.domain.routing import DIGEST_PERIODS, reserved_domain
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
@@ -32,13 +42,18 @@ from streams.embedded import replay_file
 from streams.wire import json_schemas
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log progress and retries to stderr.")
-def cli(verbose: bool) -> None:
+@click.group(cls=FailingPlainly)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log progress and retries to stderr; a failure shows its traceback."
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Clinical-trial safety monitor: grade AEs, labs and vitals, apply safety rules, alert, report incidence.
 
-    Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
+    Configuration comes from environment variables (see README): DATABASE_URL, MAIL_BACKEND, SMTP_*, and the
+    receivers' addresses rules/routing.yaml names (MEDICAL_MONITOR_EMAILS, DSMB_EMAILS, ...).
     """
+    ctx.meta["safety_monitor.verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -53,20 +68,34 @@ def replay(file: Path, batch_size: int | None, no_deliver: bool) -> None:
     settings = alerting_settings_from_env()
     app = app_for(settings)
 
-    async def work(app: App) -> None:
+    async def work(app: App) -> str | None:
         summary = await replay_file(app, file, batch_size=batch_size)
         report = None if no_deliver else await app.deliver()
-        print_summary(summary, app, report.sent if report else 0, report.failed if report else 0)
+        print_summary(summary)
+        return print_delivery(report, await _outbox_counts(app), app.settings)
 
-    run_app(app, work)
+    failure = run_app(app, work, create=True)
+    if failure:
+        raise click.ClickException(failure)
+
+
+async def _outbox_counts(app: App) -> dict[str, int]:
+    async with app.store() as uow:
+        return await uow.outbox.counts()
 
 
 @cli.command()
 def deliver() -> None:
-    """Send every due notice in the outbox (retries of failed sends included)."""
+    """Email the notification groups that are due and send the outbox (retries of failed sends included)."""
     app = app_for(settings_from_env())
-    report = run_app(app, lambda app: app.deliver())
-    click.echo(f"emails sent: {report.sent}; failed (will retry): {report.failed}")
+
+    async def work(app: App) -> str | None:
+        report = await app.deliver()
+        return print_delivery(report, await _outbox_counts(app), app.settings)
+
+    failure = run_app(app, work)
+    if failure:
+        raise click.ClickException(failure)
 
 
 INCIDENCE_COLUMNS = ("study_id", "soc", "pt", "grade_band", "subjects", "denominator", "percent")
@@ -105,7 +134,13 @@ def format_incidence(records: list[dict[str, Any]]) -> str:
 
 
 @cli.command()
-@click.option("--kind", default="weekly", show_default=True, help="Digest kind, e.g. daily (monitors), weekly (DSMB).")
+@click.option(
+    "--kind",
+    type=click.Choice(list(DIGEST_PERIODS)),
+    default="weekly",
+    show_default=True,
+    help="daily (medical monitors: the last day) or weekly (DSMB: the last 7 days), or since the last one sent.",
+)
 @click.option("--send", is_flag=True, help="Email it to DIGEST_RECIPIENTS (else ALERT_RECIPIENTS) and record it.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML here.")
 def digest(kind: str, send: bool, html_path: Path | None) -> None:
@@ -159,7 +194,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply pending migrations to DATABASE_URL."""
     app = app_for(settings_from_env())
-    run_app(app, _noop)
+    run_app(app, _noop, create=True)
     click.echo(f"database at head: {app.settings.database_url}")
 
 
@@ -202,7 +237,9 @@ def rules_check(directory: Path | None) -> None:
         errors.extend(exc.errors)
     if (target / ROUTING_FILE).is_file():
         try:
-            routing = load_routing(target / ROUTING_FILE, settings.templates_dir)
+            routing = load_routing(
+                target / ROUTING_FILE, settings.templates_dir, deliverable=settings.mail_backend == "smtp"
+            )
         except ConfigInvalid as exc:
             errors.extend(exc.errors)
     if errors or ruleset is None:
@@ -218,6 +255,17 @@ def rules_check(directory: Path | None) -> None:
             f"routing OK: {len(routing.receivers)} receivers, {len(routing.inhibit_rules)} inhibit rules, "
             f"{len(routing.silences)} silences, {len(routing.digests)} digest schedules"
         )
+        text = (target / ROUTING_FILE).read_text(encoding="utf-8")
+        variables = sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text)))
+        if variables:
+            click.echo(f"receivers' addresses (from {', '.join(variables)}):")
+        for receiver in routing.receivers.values():
+            placeholder = (
+                " (placeholders: refused with MAIL_BACKEND=smtp)"
+                if any(reserved_domain(e) for e in receiver.emails)
+                else ""
+            )
+            click.echo(f"  {receiver.name}: {', '.join(receiver.emails)}{placeholder}")
 
 
 rules.add_command(rules_test)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import click
@@ -12,7 +13,7 @@ import click
 from safety_monitor.bootstrap import App
 from safety_monitor.cli.common import app_for, run_app, settings_from_env
 from safety_monitor.domain.conditions.ae import DRUGS
-from safety_monitor.domain.conditions.deadline import DeadlineCondition, SaeClock
+from safety_monitor.domain.conditions.deadline import DeadlineCondition, SaeClock, describe_clock
 from safety_monitor.domain.review import (
     ActionKind,
     Adjudication,
@@ -25,7 +26,14 @@ from safety_monitor.domain.review import (
     Role,
 )
 from safety_monitor.domain.rules import Ruleset
-from safety_monitor.service.review import AlertReview, UnknownAlert, alert_review, record_review, review_queue
+from safety_monitor.service.review import (
+    AlertReview,
+    UnknownAlert,
+    alert_review,
+    most_overdue,
+    record_review,
+    review_queue,
+)
 
 
 @click.group()
@@ -45,22 +53,16 @@ def _run(work: Callable[[App], Any]) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def _due(clock: SaeClock, ruleset: Ruleset) -> str:
+def _clock_text(clock: SaeClock, ruleset: Ruleset, now: datetime) -> str:
     rule = ruleset.by_id(clock.rule_id)
     if rule is None or not isinstance(rule.condition, DeadlineCondition):
-        return "rule no longer in force"
-    return clock.due_at(rule.condition).isoformat(timespec="minutes")
+        return "open (its rule is no longer in force)" if clock.is_open else f"closed: {clock.closed_reason}"
+    return describe_clock(clock, rule.condition, now)
 
 
-def _clock_text(clock: SaeClock, ruleset: Ruleset) -> str:
-    if clock.is_open:
-        return f"open, due {_due(clock, ruleset)}"
-    closed = clock.closed_at.isoformat(timespec="minutes") if clock.closed_at else "?"
-    return f"closed {closed}: {clock.closed_reason}"
-
-
-def _item(review: AlertReview, ruleset: Ruleset) -> dict[str, Any]:
+def _item(review: AlertReview, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
     a, s = review.alert, review.state
+    late = most_overdue(review, ruleset, now)
     return {
         "alert_key": a.key,
         "review_status": s.status.value,
@@ -74,7 +76,8 @@ def _item(review: AlertReview, ruleset: Ruleset) -> dict[str, Any]:
         "adjudication": s.adjudication_text,
         "causality": dict(s.causality),
         "expectedness": s.expectedness.value if s.expectedness else None,
-        "clocks": [_clock_text(c, ruleset) for c in review.clocks],
+        "clocks": [_clock_text(c, ruleset, now) for c in review.clocks],
+        "overdue_seconds": int(late.total_seconds()) if late is not None else None,
     }
 
 
@@ -97,18 +100,39 @@ def _action(action: ReviewAction) -> dict[str, Any]:
 @review.command("queue")
 @click.option("--new-since-last-review", is_flag=True, help="Only alerts that changed since the last review action.")
 @click.option("--reviewer", default=None, help="Whose last review counts (default: anyone).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def queue(new_since_last_review: bool, reviewer: str | None, fmt: str) -> None:
-    """Open alerts with their review status (new, acknowledged, adjudicated); new ones first."""
+@click.option("--rule", "rule_id", default=None, help="Only the alerts of this rule (its id).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "keys"]),
+    default="table",
+    show_default=True,
+    help="keys: one alert key a line, for scripts.",
+)
+def queue(new_since_last_review: bool, reviewer: str | None, rule_id: str | None, fmt: str) -> None:
+    """Open alerts with their review status: overdue reporting clocks first, then new ones, then by severity,
+    grade and age."""
 
     async def work(app: App) -> tuple[list[dict[str, Any]], str | None]:
-        found = await review_queue(app.store, new_since_last_review=new_since_last_review, reviewer=reviewer)
+        now = app.clock.now()
+        found = await review_queue(
+            app.store,
+            new_since_last_review=new_since_last_review,
+            reviewer=reviewer,
+            ruleset=app.pipeline.ruleset,
+            now=now,
+        )
         since = found.since.isoformat(timespec="minutes") if found.since else None
-        return [_item(i, app.pipeline.ruleset) for i in found.items], since
+        items = [i for i in found.items if rule_id is None or i.alert.rule_id == rule_id]
+        return [_item(i, app.pipeline.ruleset, now) for i in items], since
 
     rows, since = _run(work)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "keys":
+        for r in rows:
+            click.echo(r["alert_key"])
         return
     if new_since_last_review:
         who = reviewer or "anyone"
@@ -116,6 +140,9 @@ def queue(new_since_last_review: bool, reviewer: str | None, fmt: str) -> None:
     if not rows:
         click.echo("no open alerts to review")
         return
+    overdue = sum(1 for r in rows if r["overdue_seconds"] is not None)
+    if overdue:
+        click.secho(f"{overdue} alert(s) with an OVERDUE expedited report, first below", fg="red", bold=True)
     click.echo(f"{'review':<12} {'severity':<8} {'raised':<16} {'grade':>5}  {'term':<30} alert")
     for r in rows:
         click.echo(
@@ -123,7 +150,7 @@ def queue(new_since_last_review: bool, reviewer: str | None, fmt: str) -> None:
             f"{str(r['term'])[:30]:<30} {r['alert_key']}"
         )
         for clock in r["clocks"]:
-            click.echo(f"{'':<12} reporting clock {clock}")
+            click.secho(f"{'':<12} reporting clock {clock}", fg="red" if clock.startswith("OVERDUE") else None)
 
 
 @review.command("show")
@@ -134,7 +161,7 @@ def show(alert: str, fmt: str) -> None:
 
     async def work(app: App) -> dict[str, Any]:
         found = await alert_review(app.store, alert)
-        item = _item(found, app.pipeline.ruleset)
+        item = _item(found, app.pipeline.ruleset, app.clock.now())
         item["detail"] = found.alert.detail
         item["rule_title"] = found.alert.rule_title
         item["audit_trail"] = [_action(a) for a in found.actions]
@@ -156,7 +183,7 @@ def show(alert: str, fmt: str) -> None:
     click.echo(f"causality  {causality or 'not recorded'} (the reviewer's assessment, per drug)")
     click.echo(f"expected?  {item['expectedness'] or 'not recorded'} (against the reference safety information)")
     for clock in item["clocks"]:
-        click.echo(f"clock      {clock}")
+        click.secho(f"clock      {clock}", fg="red" if clock.startswith("OVERDUE") else None)
     click.echo("audit trail:" if item["audit_lines"] else "audit trail: no review actions yet")
     for line in item["audit_lines"]:
         click.echo(f"  {line}")

@@ -427,7 +427,8 @@ def case_files(directory: Path) -> list[Path]:
 def case_routing(directory: Path, templates_dir: Path) -> Routing | None:
     """DIR/routing.yaml, checked as `rules check` does (ConfigInvalid with every error); None when absent."""
     path = directory / ROUTING_FILE
-    return load_routing(path, templates_dir) if path.is_file() else None
+    # Without the environment: a case's expected addresses are the file's own defaults wherever it runs.
+    return load_routing(path, templates_dir, environ={}) if path.is_file() else None
 
 
 # --- running a case --------------------------------------------------------------------------------------------

@@ -93,7 +93,10 @@ def _report(done: InboxFile) -> None:
     o = done.summary.outcome
     alerts = ", ".join(f"{k}: {v}" for k, v in sorted(o.alerts_by_rule.items())) or "none"
     where = f"-> {done.moved_to}" if done.moved_to else "stopped part-way; left in the inbox"
+    clocks = done.summary.deadlines
+    overdue = f"; reporting clocks now overdue: {clocks.overdue}" if clocks.overdue else ""
     click.echo(
         f"inbox: {done.name}: {o.received} messages ({o.applied} applied, {o.duplicates} duplicates, "
-        f"{o.dead_lettered} dead-lettered); alerts raised: {alerts}; {where}"
+        f"{o.stale} stale follow-ups, {o.dead_lettered} dead-lettered); alerts raised: {alerts}{overdue}; "
+        f"notices written: {o.notices} (emailed by the delivery pass when their group is due); {where}"
     )

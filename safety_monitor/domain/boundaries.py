@@ -1,6 +1,7 @@
 """Owns cohort stopping boundaries: Bayesian beta-binomial and Wald SPRT tables, status and exact OCs.
 
-Two monitoring designs used by DSMB charters for a cohort toxicity rate (DESIGN.md §6, issue 4):
+Two monitoring designs used by DSMB charters for a cohort toxicity rate (docs/clinical-decisions.md, "The trial's
+signals"):
 
 - Bayesian beta-binomial monitoring after Thall, Simon & Estey (1995), "Bayesian sequential monitoring designs
   for single-arm clinical trials with multiple outcomes", Stat Med 14:357-379: with a Beta(a, b) prior on the

@@ -1,9 +1,10 @@
 """Owns the review of an alert: the actions a reviewer records, who may record which, the allowed transitions,
 the review status derived from the actions, and their effect on the expedited-reporting clock.
 
-DESIGN.md section 8: acknowledge / adjudicate (confirmed signal, not clinically significant, duplicate; causality
-per drug; comment), an append-only audit trail (who, when, old, new, reason), roles (medical monitor, DSMB member,
-admin). Section 6: the reviewer records expectedness against the reference safety information (RSI), and an
+Acknowledge / adjudicate (confirmed signal, not clinically significant, duplicate; causality per drug; comment),
+an append-only audit trail (who, when, old, new, reason), roles (medical monitor, DSMB member, admin); see
+docs/clinical-decisions.md, "The expedited-reporting clock": the reviewer records expectedness against the reference
+safety information (RSI), and an
 expected event stops the expedited-reporting clock. Every function here is pure; the time is passed in.
 """
 
@@ -291,7 +292,8 @@ def _expectedness(
         raise ReviewRefused(f"expectedness is already recorded as {value.value}")
     action = _with(base, old_value=old.value if old else None, new_value=value.value)
     if value is Expectedness.EXPECTED:
-        # DESIGN.md section 6: an expected event is not a SUSAR, so its expedited-reporting clock stops.
+        # docs/clinical-decisions.md, "The expedited-reporting clock": an expected event is not a SUSAR, so its
+        # expedited-reporting clock stops.
         if not clocks:
             return ReviewDecision(action)  # no clock runs for the case (not serious, or not suspected related)
         _refuse_if_closed(clocks)

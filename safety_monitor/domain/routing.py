@@ -119,6 +119,21 @@ class Silence:
         return self.active(now) and matches_all(self.matchers, labels)
 
 
+# Domains that never deliver (RFC 2606 and RFC 6761): an address there is a placeholder, not a person.
+_RESERVED_DOMAINS = ("example.org", "example.com", "example.net", "example", "test", "invalid", "localhost")
+
+
+def reserved_domain(address: str) -> str | None:
+    """The reserved domain an address is in (example.org, .test, .invalid, localhost...), or None."""
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    return next((r for r in _RESERVED_DOMAINS if domain == r or domain.endswith("." + r)), None)
+
+
+# The digest kinds and the period each covers when no digest of its kind was sent before: daily for the medical
+# monitors, weekly for the DSMB (after the last one sent, a digest covers everything since).
+DIGEST_PERIODS: Mapping[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+
+
 @dataclass(frozen=True, slots=True)
 class DigestSchedule:
     """Which receivers get which digest kind, when (cron in a time zone), rendered with which template."""

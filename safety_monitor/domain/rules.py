@@ -165,7 +165,7 @@ class RuleHit:
 
 def ae_alert_key(rule_id: str, event: AdverseEvent) -> str:
     # Identity for AE rules: rule + subject + AE record, so follow-ups of the same AE are one alert
-    # and a new AE record (a recurrence) is a new alert (DESIGN.md section 6).
+    # and a new AE record (a recurrence) is a new alert (docs/architecture.md, "Rules and routing").
     env = event.envelope
     return f"{rule_id}|{env.study_id}|{env.subject_id}|AE:{event.ae_spid}"
 

@@ -152,7 +152,9 @@ def _parse_rule(ctx: ParseContext, raw: Any, path: KeyPath) -> Rule | None:
     )
 
 
-def _parse_file(file: str, text: str, errors: list[ConfigError]) -> list[Rule]:
+def _parse_file(file: str, text: str, errors: list[ConfigError], ids: list[tuple[str, str, int]]) -> list[Rule]:
+    """The file's rules that parse; every rule item's id goes to `ids` (id, file, line) whether or not the rest of
+    the item is valid, so a duplicate id is reported in the same pass as the other errors."""
     try:
         doc = load_located(text)
     except DuplicateKey as exc:
@@ -173,6 +175,9 @@ def _parse_file(file: str, text: str, errors: list[ConfigError]) -> list[Rule]:
     if not isinstance(raw_rules, list):
         ctx.error(("rules",), "'rules' must be a list")
         return []
+    for index, raw in enumerate(raw_rules):
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"].strip():
+            ids.append((raw["id"].strip(), file, ctx.line(("rules", index)) or 0))
     rules = [_parse_rule(ctx, raw, ("rules", index)) for index, raw in enumerate(raw_rules)]
     return [r for r in rules if r is not None]
 
@@ -185,25 +190,22 @@ def load_ruleset(directory: Path) -> Ruleset:
     errors: list[ConfigError] = []
     digest = hashlib.sha256()
     rules: list[Rule] = []
+    ids: list[tuple[str, str, int]] = []
     for path in files:
         text = path.read_text(encoding="utf-8")
         digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
-        rules.extend(_parse_file(str(path), text, errors))
+        rules.extend(_parse_file(str(path), text, errors, ids))
     if not files:
         errors.append(ConfigError(str(directory), None, "", "no rule files (*.yaml) found"))
-    seen: dict[str, Rule] = {}
-    for rule in rules:
-        if rule.id in seen:
-            file, _, line = rule.source.rpartition(":")
+    seen: dict[str, str] = {}
+    for rule_id, file, line in ids:
+        if rule_id in seen:
             errors.append(
-                ConfigError(
-                    file,
-                    int(line),
-                    "id",
-                    f"duplicate rule id {rule.id!r}: also defined at {seen[rule.id].source}",
-                )
+                ConfigError(file, line, "id", f"duplicate rule id {rule_id!r}: also defined at {seen[rule_id]}")
             )
-        seen[rule.id] = rule
+        else:
+            seen[rule_id] = f"{file}:{line}"
     if errors:
-        raise ConfigInvalid(errors)
+        # In reading order (file, then line), whichever check found them.
+        raise ConfigInvalid(sorted(errors, key=lambda e: (e.file, e.line or 0)))
     return Ruleset(tuple(rules), digest.hexdigest())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import yaml
 
 from safety_monitor.domain.cron import CronError
 from safety_monitor.domain.routing import (
+    DIGEST_PERIODS,
     GROUP_BY_ALL,
     DigestSchedule,
     InhibitRule,
@@ -24,6 +27,7 @@ from safety_monitor.domain.routing import (
     Routing,
     Silence,
     Timing,
+    reserved_domain,
 )
 from safety_monitor.domain.rules import Severity
 from safety_monitor.ruleset.cron import Cron
@@ -52,11 +56,16 @@ _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
 @dataclass
 class _Ctx:
     file: str
     doc: Located
     errors: list[ConfigError]
+    environ: Mapping[str, str] = field(default_factory=dict)
+    deliverable: bool = False  # MAIL_BACKEND=smtp: every receiver must reach real addresses
 
     def error(self, path: KeyPath, message: str) -> None:
         self.errors.append(ConfigError(self.file, self.doc.line(path), format_path(path), message))
@@ -160,6 +169,31 @@ def _matchers(ctx: _Ctx, value: Any, path: KeyPath) -> tuple[Matcher, ...] | Non
     return tuple(found) if len(found) == len(value) else None
 
 
+def _expand(ctx: _Ctx, entries: list[str], path: KeyPath, receiver: str) -> list[str] | None:
+    """Addresses with `${NAME}` / `${NAME:-default}` replaced from the environment, each value split at commas:
+    the file says who (the role), the deployment says the addresses. An unset variable without a default is an
+    error: a receiver must never silently lose its addresses."""
+    addresses: list[str] = []
+    ok = True
+    for entry in entries:
+        missing = [v for v, default in _VARIABLE.findall(entry) if not ctx.environ.get(v, "").strip() and not default]
+        if missing:
+            for variable in missing:
+                ctx.error(
+                    path,
+                    f"receiver {receiver!r}: {variable} is not set; export {variable}=ADDRESS[,ADDRESS...]",
+                )
+            ok = False
+            continue
+        expanded = _VARIABLE.sub(lambda m: ctx.environ.get(m.group(1), "").strip() or (m.group(2) or ""), entry)
+        if "${" in expanded:
+            ctx.error(path, f"receiver {receiver!r}: {entry!r} is not a ${{VARIABLE}} or ${{VARIABLE:-default}}")
+            ok = False
+            continue
+        addresses.extend(a.strip() for a in expanded.split(",") if a.strip())
+    return addresses if ok else None
+
+
 def _receivers(ctx: _Ctx, raw: Any) -> dict[str, Receiver]:
     path: KeyPath = ("receivers",)
     table = _mapping(ctx, raw, path, "receivers")
@@ -181,12 +215,24 @@ def _receivers(ctx: _Ctx, raw: Any) -> dict[str, Receiver]:
         if emails is None:
             ctx.error(where, f"receiver {name!r} needs 'email': the addresses that receive its alerts")
             continue
-        addresses = _names(ctx, emails, (*where, "email"))
+        names = _names(ctx, emails, (*where, "email"))
+        if names is None:
+            continue
+        addresses = _expand(ctx, names, (*where, "email"), name)
         if addresses is None:
             continue
         wrong = [a for a in addresses if not _EMAIL.match(a)]
         if wrong or not addresses:
             ctx.error((*where, "email"), f"not an email address: {', '.join(wrong) or '(empty list)'}")
+            continue
+        placeholders = [a for a in addresses if reserved_domain(a)]
+        if ctx.deliverable and placeholders:
+            variables = ", ".join(sorted({v for n in names for v, _ in _VARIABLE.findall(n)})) or "its addresses"
+            ctx.error(
+                (*where, "email"),
+                f"receiver {name!r} would be mailed at {', '.join(placeholders)}, a reserved domain that delivers "
+                f"nowhere, with MAIL_BACKEND=smtp: set {variables} to the real addresses",
+            )
             continue
         role = spec.get("role", "")
         if not isinstance(role, str):
@@ -395,6 +441,9 @@ def _digests(ctx: _Ctx, raw: Any, receivers: dict[str, Receiver], templates_dir:
             continue
         _keys(ctx, spec, path, DIGEST_KEYS)
         name, kind = _text(ctx, spec, "name", path), _text(ctx, spec, "kind", path)
+        if kind is not None and kind not in DIGEST_PERIODS:
+            ctx.error((*path, "kind"), f"digest kind {kind!r} is unknown: use {' or '.join(DIGEST_PERIODS)}")
+            kind = None
         expression, zone = _text(ctx, spec, "schedule", path), _text(ctx, spec, "time_zone", path)
         template = _text(ctx, spec, "template", path, required=False) or "digest"
         who = _names(ctx, spec.get("receivers"), (*path, "receivers")) if "receivers" in spec else None
@@ -430,8 +479,19 @@ def _digests(ctx: _Ctx, raw: Any, receivers: dict[str, Receiver], templates_dir:
     return digests
 
 
-def parse_routing(file: str, text: str, errors: list[ConfigError], templates_dir: Path | None = None) -> Routing | None:
-    """Parse one routing document, appending every problem to `errors`; None if there was any."""
+def parse_routing(
+    file: str,
+    text: str,
+    errors: list[ConfigError],
+    templates_dir: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    deliverable: bool = False,
+) -> Routing | None:
+    """Parse one routing document, appending every problem to `errors`; None if there was any.
+
+    Receivers' `${VARIABLE}`s come from `environ` (default: the process environment); `deliverable` (real mail)
+    refuses receivers whose addresses are placeholders in a reserved domain."""
     before = len(errors)
     try:
         doc = load_located(text)
@@ -443,7 +503,7 @@ def parse_routing(file: str, text: str, errors: list[ConfigError], templates_dir
         problem = getattr(exc, "problem", None) or str(exc)
         errors.append(ConfigError(file, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}"))
         return None
-    ctx = _Ctx(file, doc, errors)
+    ctx = _Ctx(file, doc, errors, os.environ if environ is None else environ, deliverable)
     if not isinstance(doc.data, dict):
         ctx.error((), "a routing file is a mapping with receivers and route")
         return None
@@ -475,12 +535,19 @@ def parse_routing(file: str, text: str, errors: list[ConfigError], templates_dir
     )
 
 
-def load_routing(path: Path, templates_dir: Path | None = None) -> Routing:
-    """Load and check one routing file; raises ConfigInvalid with every error found."""
+def load_routing(
+    path: Path,
+    templates_dir: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    deliverable: bool = False,
+) -> Routing:
+    """Load and check one routing file; raises ConfigInvalid with every error found (see `parse_routing`)."""
     if not path.is_file():
         raise ConfigInvalid([ConfigError(str(path), None, "", "routing file not found")])
     errors: list[ConfigError] = []
-    routing = parse_routing(str(path), path.read_text(encoding="utf-8"), errors, templates_dir)
+    text = path.read_text(encoding="utf-8")
+    routing = parse_routing(str(path), text, errors, templates_dir, environ=environ, deliverable=deliverable)
     if errors or routing is None:
         raise ConfigInvalid(errors)
     return routing

@@ -21,6 +21,7 @@ from safety_monitor.domain.conditions.deadline import (
     close,
     due_step,
     reopen,
+    span,
 )
 from safety_monitor.domain.rules import Ruleset
 from safety_monitor.service.notifications import plan_notifications
@@ -74,7 +75,11 @@ async def check_deadlines(uow_factory: UnitOfWorkFactory, config: PipelineConfig
                 change_kind = ChangeKind.REMINDER
                 report.reminders += 1
             else:
-                detail = f"OVERDUE: the expedited report was due {due} and no submission is recorded; {alert.detail}"
+                late = span(now - clock.due_at(condition))
+                detail = (
+                    f"OVERDUE by {late}: the expedited report was due {due} and no submission is recorded; "
+                    f"{alert.detail}"
+                )
                 clock = replace(clock, overdue_sent=True)
                 change_kind = ChangeKind.ESCALATED
                 report.overdue += 1

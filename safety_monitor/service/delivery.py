@@ -34,6 +34,7 @@ class DeliveryReport:
     sent: int
     failed: int
     flushed: FlushReport | None = None  # the groups emailed, held and still waiting in this pass
+    last_error: str | None = None  # why the last failed send failed (for a one-line summary)
 
 
 DIGEST_MAIL = "digest"  # outbox kind of a scheduled digest (context: the digest's, plus its template name)
@@ -77,6 +78,7 @@ async def deliver_due(
     async with uow_factory() as uow:
         due = await uow.outbox.due(now, limit)
     sent = failed = 0
+    last_error: str | None = None
     for notice in due:
         subject, text, html = render_notice(renderer, notice)
         mail = OutgoingMail(message_id(notice.notice_id, mail_domain), sender, notice.recipients, subject, text, html)
@@ -84,6 +86,7 @@ async def deliver_due(
             await mailer.send(mail)
         except Exception as exc:  # any transport failure: keep the row, retry later, never drop it
             failed += 1
+            last_error = f"{type(exc).__name__}: {exc}"
             next_at = retry.next_attempt(notice.attempts + 1, now)
             log.warning(
                 "notify failed notice=%s alert=%s attempt=%d next=%s error=%s",
@@ -101,4 +104,4 @@ async def deliver_due(
             await uow.outbox.mark_sent(notice.notice_id, now)
             await uow.commit()
         sent += 1
-    return DeliveryReport(sent, failed, flushed)
+    return DeliveryReport(sent, failed, flushed, last_error)

@@ -248,7 +248,8 @@ async def _withdraw_regraded_hits(
 ) -> None:
     """A stored result graded again (a late baseline, a first dose, a same-draw companion) may no longer meet a
     rule it met. Its hit is withdrawn, and an alert left with no result meeting the rule gets an update (basis
-    removed), never a silent delete: DESIGN.md section 6, "a correction that removes an alert's basis sends an
+    removed), never a silent delete: docs/architecture.md ("Rules and routing"): "a correction that removes an
+    alert's basis sends an
     update". E.g. ALT 130 U/L first graded 2 against ULN, then against an abnormal baseline of 110: grade 0."""
     candidates: set[HitKey] = set()
     for stored in regraded:

@@ -1,6 +1,6 @@
 """Owns routed notifications: planning them per receiver and group, flushing due groups into emails, reminders.
 
-Crash safety, step by step (DESIGN.md section 3):
+Crash safety, step by step (docs/architecture.md, "The runtime contract"):
 1. `plan_notifications` runs inside the batch's transaction: alert changes, notifications, groups and the
    notification log commit together or not at all. A redelivered batch yields the same notification ids
    (built from the alert change and the receiver), and inserts are idempotent.
@@ -116,7 +116,15 @@ class FlushReport:
     held: int = 0  # silenced or inhibited now (kept pending)
     dropped: int = 0
     waiting: int = 0  # in groups not due yet (group_wait / group_interval)
+    next_due_at: datetime | None = None  # when the first waiting group is due
     mail_ids: list[str] = field(default_factory=list)
+
+
+_SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "info": 3}
+
+
+def _grade(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 async def flush_due(
@@ -158,6 +166,7 @@ async def flush_due(
         )
         if due > now and not ignore_waits:
             report.waiting += len(items)
+            report.next_due_at = due if report.next_due_at is None else min(report.next_due_at, due)
             continue
         await _flush_group(store, routing, group, items, entries, inhibitions, now, report)
     return report
@@ -216,7 +225,15 @@ async def _flush_group(
             context: dict[str, object] = {
                 "receiver": group.receiver,
                 "group_labels": dict(group.group_labels),
-                "notifications": [n.context | {"change": n.kind} for n in send],
+                # Escalations (a rise in grade, an overdue report) first, then worst first: severity, grade.
+                "notifications": sorted(
+                    (n.context | {"change": n.kind} for n in send),
+                    key=lambda c: (
+                        c["change"] != "escalated",
+                        _SEVERITY_RANK.get(str(c.get("severity")), 9),
+                        -_grade(c.get("grade")),
+                    ),
+                ),
             }
             await uow.outbox.add(
                 [Notice(email_id, group.group_id, ALERTS_MAIL, recipients, context, now)],

@@ -1,7 +1,8 @@
 """Owns the runtime contract for one batch: inbox dedupe, facts, grades, rule hits, alerts and outbox rows.
 
 Both runtimes (embedded runner, Kafka worker) call `process_batch` inside one unit of work and commit it
-before acknowledging the batch (DESIGN.md section 3). Nothing here sends mail or reads the clock.
+before acknowledging the batch (docs/architecture.md, "The runtime contract"). Nothing here sends mail or reads the
+clock.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key
 from safety_monitor.domain.subjects import Subject, apply_event
 from safety_monitor.service.evaluation import BasisRemoved, evaluate_batch
 from safety_monitor.service.findings import grade_findings
-from safety_monitor.service.notices import alert_context
+from safety_monitor.service.notices import alert_context, report_context
 from safety_monitor.service.notifications import plan_notifications
 from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
 from safety_monitor.service.publications import outcome_publications
@@ -58,10 +59,17 @@ def _dead_letter(msg_id: str | None, reason: str, payload: str, origin: str, now
     return DeadLetter(payload_hash(payload), msg_id, reason, origin, payload, now)
 
 
-def alert_notice(change: AlertChange, recipients: tuple[str, ...], ruleset: Ruleset | None = None) -> Notice:
-    """The outbox row for an alert change; its context is what the mail templates may show."""
+def alert_notice(
+    change: AlertChange,
+    recipients: tuple[str, ...],
+    ruleset: Ruleset | None = None,
+    report: dict[str, object] | None = None,
+) -> Notice:
+    """The outbox row for an alert change; its context is what the mail templates may show (`report`: what the
+    site's message behind the change adds, notices.report_context)."""
     alert = change.alert
     context = alert_context(alert, change.kind.value, change.previous_grade, change.msg_id, change.at)
+    context |= report or {}
     rule = ruleset.by_id(alert.rule_id) if ruleset is not None else None
     if rule is not None:  # the rule's protocol action and its rendered annotations (summary, description, ...)
         context["recommendation"] = rule.recommendation.value if rule.recommendation else None
@@ -146,7 +154,17 @@ async def process_batch(
     outcome.hits = len(hits)
 
     changes = await _update_alerts(uow, config.ruleset, hits, evaluation.ae_removals, now, evaluation.removed)
-    notices = [alert_notice(change, config.alert_recipients, config.ruleset) for change in changes]
+    by_msg_id = {i.message.envelope.msg_id: i.message for i in new}
+    enrolled = await uow.subjects.get({(c.alert.study_id, c.alert.subject_id) for c in changes}) if changes else {}
+    notices = [
+        alert_notice(
+            change,
+            config.alert_recipients,
+            config.ruleset,
+            report_context(by_msg_id.get(change.msg_id), (change.alert.study_id, change.alert.subject_id) in enrolled),
+        )
+        for change in changes
+    ]
     await plan_notifications(
         uow, config.effective_routing(), config.ruleset, list(zip(changes, notices, strict=True)), now
     )
@@ -224,7 +242,8 @@ async def _apply_adverse_events(
     """Apply AE versions in arrival order: (applied, msg ids that replaced a version, stale msg ids).
 
     A version not above the current one is stale: kept in the history and the inbox, counted, and ignored for
-    the current record (DESIGN.md section 4). Arrival order (not version order) inside a batch makes the
+    the current record (docs/clinical-decisions.md, "Follow-ups and corrections"). Arrival order (not version order)
+    inside a batch makes the
     outcome independent of how messages were cut into batches.
     """
     if not events:

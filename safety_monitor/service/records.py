@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,12 @@ class DeadLetter:
     origin: str
     payload: str
     received_at: datetime
+
+    def listing_order(self) -> tuple[datetime, tuple[tuple[int, str], ...]]:
+        """When it came, then where: numbers in the origin compare as numbers (`trial.jsonl:594` before
+        `trial.jsonl:1217`, `safety.ae[2]@90` before `safety.ae[10]@8`)."""
+        parts = re.split(r"(\d+)", self.origin)
+        return self.received_at, tuple((int(p), "") if p.isdigit() else (-1, p) for p in parts if p)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 The rule files decide what is a signal and the routing file who hears it; a reload reads both as one snapshot,
 so a process never runs new rules with old routing or the reverse. A failed reload keeps the last good snapshot
-in force and says why, every error with its file and line (DESIGN.md section 6): a broken file must never leave
+in force and says why, every error with its file and line (docs/architecture.md, "Rules and routing"): a broken file
+must never leave
 a running process without rules or without anybody to hear its alerts. Long-running processes call
 `install_sighup_reload` once.
 """

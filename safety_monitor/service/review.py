@@ -4,10 +4,10 @@ review read views: the queue of open alerts with their review status, and one al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from safety_monitor.domain.alerts import Alert
-from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
+from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, overdue_by
 from safety_monitor.domain.review import (
     ActionKind,
     ClockEffect,
@@ -23,6 +23,7 @@ from safety_monitor.domain.review import (
     decide,
     review_state,
 )
+from safety_monitor.domain.rules import Ruleset, Severity
 from safety_monitor.service.deadlines import clock_alert_key, close_case_clocks, reopen_case_clocks
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -119,10 +120,47 @@ async def alert_review(uow_factory: UnitOfWorkFactory, alert_key: str) -> AlertR
     return AlertReview(alert, review_state(actions), actions, clocks)
 
 
+SEVERITY_RANK = {s.value: rank for rank, s in enumerate(Severity)}  # critical first
+
+
+def most_overdue(review: AlertReview, ruleset: Ruleset | None, now: datetime | None) -> timedelta | None:
+    """How long the most overdue open reporting clock of the alert's case is past due (None: none is)."""
+    if ruleset is None or now is None:
+        return None
+    late = []
+    for clock in review.clocks:
+        rule = ruleset.by_id(clock.rule_id)
+        if rule is not None and isinstance(rule.condition, DeadlineCondition):
+            found = overdue_by(clock, rule.condition, now)
+            if found is not None:
+                late.append(found)
+    return max(late, default=None)
+
+
+def queue_order(review: AlertReview, ruleset: Ruleset | None, now: datetime | None) -> tuple[object, ...]:
+    """Overdue reporting clocks first (most overdue first), then unreviewed before reviewed, then by severity and
+    grade (worst first), then the oldest first: what a reviewer must act on comes first."""
+    order = {ReviewStatus.NEW: 0, ReviewStatus.ACKNOWLEDGED: 1, ReviewStatus.ADJUDICATED: 2}
+    late = most_overdue(review, ruleset, now)
+    return (
+        -late.total_seconds() if late is not None else 1.0,
+        order[review.state.status],
+        SEVERITY_RANK.get(review.alert.severity, len(SEVERITY_RANK)),
+        -review.alert.grade,
+        review.alert.raised_at,
+        review.alert.key,
+    )
+
+
 async def review_queue(
-    uow_factory: UnitOfWorkFactory, *, new_since_last_review: bool = False, reviewer: str | None = None
+    uow_factory: UnitOfWorkFactory,
+    *,
+    new_since_last_review: bool = False,
+    reviewer: str | None = None,
+    ruleset: Ruleset | None = None,
+    now: datetime | None = None,
 ) -> ReviewQueue:
-    """Open alerts with their review status, unreviewed ones first, then by when they were raised.
+    """Open alerts with their review status, in `queue_order` (overdue clocks first: needs `ruleset` and `now`).
 
     With `new_since_last_review`, only alerts with a change (raised, escalated, reminder, update, ...) after the
     reviewer's last review action (anyone's, without a reviewer); never having reviewed, everything is new.
@@ -144,6 +182,5 @@ async def review_queue(
         actions = trails.get(alert.key, [])
         case = case_of(alert)
         items.append(AlertReview(alert, review_state(actions), actions, open_clocks.get(case, []) if case else []))
-    order = {ReviewStatus.NEW: 0, ReviewStatus.ACKNOWLEDGED: 1, ReviewStatus.ADJUDICATED: 2}
-    items.sort(key=lambda i: (order[i.state.status], i.alert.raised_at, i.alert.key))
+    items.sort(key=lambda i: queue_order(i, ruleset, now))
     return ReviewQueue(items, since)

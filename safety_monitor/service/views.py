@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import date, datetime
 
 from safety_monitor.domain.incidence import IncidenceRow, compute_incidence
+from safety_monitor.domain.routing import DIGEST_PERIODS
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
 
 
@@ -30,7 +31,10 @@ async def digest_context(uow_factory: UnitOfWorkFactory, *, kind: str, now: date
     """Everything the digest templates show: incidence by SOC / PT and band, alerts since the last digest."""
     async with uow_factory() as uow:
         rows = await _incidence(uow, False)
+        # Since the last digest of this kind; the first one covers its kind's period (a day, a week).
         since = await uow.digests.last_sent(kind)
+        if since is None and kind in DIGEST_PERIODS:
+            since = now - DIGEST_PERIODS[kind]
         changes = await uow.alerts.changes_since(since)
         population = await uow.subjects.safety_population()
         pending_subjects = await uow.adverse_events.unknown_subject_count()

@@ -34,8 +34,10 @@ def queue() -> dict[str, dict[str, object]]:
 def test_review_an_sae_from_the_queue_to_a_stopped_clock(replayed: Path) -> None:
     rows = queue()
     assert rows[CLOCK_ALERT]["review_status"] == "new"
-    assert rows[CLOCK_ALERT]["clocks"] == ["open, due 2026-05-16T00:00+00:00"]  # sent 08:00+08:00, 15 days
-    assert "reporting clock open, due 2026-05-16T00:00+00:00" in invoke("review", "queue").output
+    # sent 08:00+08:00, 15 days; the command runs on today's clock, long after: overdue, and first in the queue
+    (clock,) = rows[CLOCK_ALERT]["clocks"]  # type: ignore[misc]
+    assert clock.startswith("OVERDUE by ") and clock.endswith("(the expedited report was due 2026-05-16 00:00 UTC)")
+    assert rows[CLOCK_ALERT]["overdue_seconds"] and rows[next(iter(rows))]["overdue_seconds"]
 
     done = invoke("review", "ack", CLOCK_ALERT, *WHO, "--reason", "taken on")
     assert "recorded: " in done.output and "review status: new -> acknowledged; reason: taken on" in done.output

@@ -127,7 +127,7 @@ def test_grouping_and_the_rendered_mail_are_compared(tmp_path: Path) -> None:
     assert "missing email: " in out and "(expected at line 11)" in out and "(expected at line 12)" in out
     grouped = json.loads(out.split("unexpected email: ")[1].splitlines()[0])
     assert [a["rule"] for a in grouped["alerts"]] == ["hypertension-grade-3", "hypertension-repeated-160-100"]
-    assert grouped["subject"] == "[HIGH] 2 safety alert notices - ALTER-ICI-01 / S-012-1"
+    assert grouped["subject"] == "[HIGH] 2 safety alert notices (2 new) - ALTER-ICI-01 / S-012-1"
     assert f"FAIL {rules}/tests/case_test.yaml:13 the text of the grouped email" in out
     assert "(expected at line 19)" in out  # the email is sent, but its text says another action
     assert "0 passed, 2 failed" in out

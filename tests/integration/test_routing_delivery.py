@@ -160,7 +160,7 @@ async def test_alerts_of_one_group_wait_for_group_wait_and_go_in_one_email(store
     assert (await deliver(store, mailer, routing, T0 + 2 * M)).sent == 1  # S7's group
     (mail,) = mailer.sent
     assert mail.recipients == ("mm1@example.org", "mm2@example.org")
-    assert mail.subject == "[CRITICAL] 2 safety alert notices - X / S7"
+    assert mail.subject == "[CRITICAL] 2 safety alert notices (2 new) - X / S7"
     assert mail.text.count("New safety alert: Hemoptysis") == 2 and "AE:AE-2" in mail.text
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html and "<script>" in mail.text
     assert (await deliver(store, mailer, routing, T0 + 3 * M)).sent == 1  # S8's group, one minute later

@@ -47,7 +47,7 @@ async def test_a_group_of_three_alerts_arrives_as_one_escaped_email_with_a_stabl
 
     (mail,) = smtp_server.inbox.messages
     assert smtp_server.inbox.envelopes == [("sm@example.org", ["mm1@example.org", "mm2@example.org"])]
-    assert mail["Subject"] == "[CRITICAL] 3 safety alert notices - X / S7"
+    assert mail["Subject"] == "[CRITICAL] 3 safety alert notices (3 new) - X / S7"
     assert mail["Message-ID"].endswith("@example.org>")
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()

@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 READ_BY_CODE = set(
     re.findall(r'"([A-Z][A-Z_]+)"', (ROOT / "safety_monitor" / "settings.py").read_text())
     + re.findall(r'"([A-Z][A-Z_]+)"', (ROOT / "streams" / "topics.py").read_text())
+    + re.findall(r"\$\{([A-Z][A-Z_]+)", (ROOT / "rules" / "routing.yaml").read_text())  # the receivers' addresses
 )
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 PROJECT_SERVICES = ("monitor", "worker", "web", "topics", "publish")

@@ -64,9 +64,9 @@ def test_the_hash_changes_with_the_content(tmp_path: Path) -> None:
             "rules:\n  - id: x\n    title: t\n    when: {kind: ae, terms: [Pneumonitis]}\n    severity: hihg\n"
             "    titel: oops\n",
             [
-                "Invalid config at b_bad.yaml, line 6 (rules[0].titel): 'titel' is not an option (did you mean 'title'?)",
                 "Invalid config at b_bad.yaml, line 5 (rules[0].severity): severity 'hihg' is not one of "
                 "critical, high, medium, info",
+                "Invalid config at b_bad.yaml, line 6 (rules[0].titel): 'titel' is not an option (did you mean 'title'?)",
             ],
         ),
         (

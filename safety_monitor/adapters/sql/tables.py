@@ -282,7 +282,8 @@ job_lease = Table(
     _ts("done_at", nullable=True),
 )
 
-# Routing (DESIGN.md section 6): notifications wait in their receiver's group until the group is emailed (an
+# Routing (docs/architecture.md, "Rules and routing"): notifications wait in their receiver's group until the group
+# is emailed (an
 # outbox row); the log keeps, per receiver and alert, what was last sent, so repeats and dedupe survive restarts.
 notification = Table(
     "notification",
@@ -346,7 +347,7 @@ sae_clock = Table(
     Index("ix_sae_clock_open", "closed_at"),
 )
 
-# The review audit trail (DESIGN.md section 8): append-only. The migration adds triggers that refuse UPDATE and
+# The review audit trail (docs/architecture.md): append-only. The migration adds triggers that refuse UPDATE and
 # DELETE on both databases, so "who, when, old -> new, why" can only ever grow.
 review_actions = Table(
     "review_actions",

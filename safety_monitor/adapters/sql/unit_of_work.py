@@ -218,13 +218,12 @@ class _DeadLetters(_Sql):
         )
 
     async def list(self, limit: int = 100) -> list[tuple[DeadLetter, int]]:
-        result = await self.conn.execute(
-            select(t.dead_letter).order_by(t.dead_letter.c.first_received_at, t.dead_letter.c.origin).limit(limit)
-        )
-        return [
+        result = await self.conn.execute(select(t.dead_letter))
+        letters = [
             (DeadLetter(r.payload_hash, r.msg_id, r.reason, r.origin, r.payload, r.first_received_at), r.times_received)
             for r in result
         ]
+        return sorted(letters, key=lambda pair: pair[0].listing_order())[:limit]
 
 
 def _subject_row(subject: Subject) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from safety_monitor.domain.messages import AdverseEvent
 
 NOT_ATTRIBUTED = "unknown"  # AEIRAE null: immune-relatedness not yet attributed by the investigator
 
-# The study drugs whose causality a site reports separately (AEREL_ANLOTINIB, AEREL_ICI; DESIGN.md section 4).
+# The study drugs whose causality a site reports separately (AEREL_ANLOTINIB, AEREL_ICI):
+# docs/architecture.md, "Wire format".
 DRUGS = ("anlotinib", "ici")
 
 # Seriousness criteria (ICH E2A; SDTM AESDTH, AESLIFE, AESHOSP) a rule may require, any of them.
@@ -74,7 +75,7 @@ class AeCondition:
     - `related_to`: per-drug causality, any of the listed drugs with any of its listed values;
     - `immune_related`: accepted AEIRAE values ("Y", "N", "U", or "unknown" for not yet attributed). Attribution
       often arrives later than the event, so a safety rule that must not wait for it accepts "unknown" too
-      (DESIGN.md section 6);
+      (docs/clinical-decisions.md);
     - `fatal`: AESDTH = Y or AEOUT = FATAL or grade 5.
     """
 

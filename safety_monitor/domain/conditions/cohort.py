@@ -77,7 +77,7 @@ def _on_or_before(value: PartialDate | None, limit: date) -> bool:
 class CohortCondition:
     """Subjects with an AE in `terms` at `grade_at_least` (investigator grade) among the evaluable subjects.
 
-    Evaluable (the DSMB charter's denominator, DESIGN.md section 6): dosed at least `min_days_on_treatment` days
+    Evaluable (the DSMB charter's denominator, docs/clinical-decisions.md): dosed at least `min_days_on_treatment` days
     before the evaluation date, or had the event. Only subjects in the safety population (a first dose) count.
     """
 

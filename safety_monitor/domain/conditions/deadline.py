@@ -5,7 +5,8 @@ ICH E2A (Clinical Safety Data Management: Definitions and Standards for Expedite
 no later than 7 calendar days after the sponsor first knows of it when it is fatal or life-threatening, and no
 later than 15 days otherwise. Here day 0 is the receipt of the first serious report of the case that is
 suspected related to either study drug (the site's `sent_at`); expectedness against the reference safety
-information is the reviewer's call, and an expected event closes the clock (DESIGN.md section 6). A case that
+information is the reviewer's call, and an expected event closes the clock (docs/clinical-decisions.md,
+"Expedited reporting clock"). A case that
 becomes fatal or life-threatening in a follow-up is due 7 days after that follow-up's receipt, or at the 15-day
 date, whichever is earlier. The clock closes on a report-submitted record or a review action.
 """
@@ -119,6 +120,40 @@ def due_step(clock: SaeClock, condition: DeadlineCondition, now: datetime) -> tu
     if owed > clock.reminders_sent:
         return ClockStep.REMINDER, owed
     return None
+
+
+def overdue_by(clock: SaeClock, condition: DeadlineCondition, now: datetime) -> timedelta | None:
+    """How long past its due date an open clock is at `now` (None: closed, or not due yet)."""
+    if not clock.is_open:
+        return None
+    late = now - clock.due_at(condition)
+    return late if late >= timedelta(0) else None
+
+
+def span(length: timedelta) -> str:
+    """A duration as a reviewer reads it: "224 days", "3 days 4 hours", "5 hours", "12 minutes"."""
+    minutes = int(length.total_seconds() // 60)
+    days, hours = divmod(minutes // 60, 24)
+    if days >= 7:
+        return f"{days} days"
+    if days:
+        return f"{days} day{'s' if days > 1 else ''}" + (f" {hours} hour{'s' if hours != 1 else ''}" if hours else "")
+    if hours:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def describe_clock(clock: SaeClock, condition: DeadlineCondition, now: datetime) -> str:
+    """The clock as every output shows it: OVERDUE with how long, open with the time left, or closed and why."""
+    due = clock.due_at(condition)
+    due_text = due.strftime("%Y-%m-%d %H:%M UTC") if due.utcoffset() == timedelta(0) else due.isoformat("T", "minutes")
+    if not clock.is_open:
+        closed = clock.closed_at.strftime("%Y-%m-%d %H:%M") if clock.closed_at else "?"
+        return f"closed {closed}: {clock.closed_reason}"
+    late = overdue_by(clock, condition, now)
+    if late is not None:
+        return f"OVERDUE by {span(late)} (the expedited report was due {due_text})"
+    return f"open, due {due_text} ({span(due - now)} left)"
 
 
 def close(clock: SaeClock, reason: str, at: datetime) -> SaeClock:

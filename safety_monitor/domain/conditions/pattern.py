@@ -17,7 +17,7 @@ reading in the total order (date, time as sent, msg_id), a choice made from the 
 Kinds, with the measurement that identifies each occurrence:
 - `hys_law`: ALT or AST >= 3 x ULN and total bilirubin >= 2 x ULN collected 0-14 days after it, with ALP < 2 x ULN
   (no initial cholestasis). FDA guidance "Drug-Induced Liver Injury: Premarketing Clinical Evaluation" (2009);
-  the 0-14 day order follows admiral's ADLBHY template (../shared/reference/ctcae_v5_grading.json, "composite").
+  the 0-14 day order follows admiral's ADLBHY template.
   ALP is checked on results collected between the aminotransferase and the bilirubin elevation; when none was
   measured the match stands and says so (a missed Hy's law is worse than one a reviewer sets aside).
   Identity: the bilirubin draw. Jaundice after hepatocellular injury is what turns a transaminase rise into a
