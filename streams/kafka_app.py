@@ -103,7 +103,8 @@ class KafkaRuntime:
         """The agent: batch, decode, handle + commit (DB), publish, and only then acknowledge (leave the body)."""
         batches = cast(Stream[bytes], stream).take_events(self.core.settings.batch_size, within=self.kafka.batch_within)
         async for events in batches:
-            batch = [to_service(decode(_text(e.value), origin_of(e))) for e in events]
+            now = self.core.clock.now()
+            batch = [to_service(decode(e.value or b"", origin_of(e), now=now)) for e in events]
             work = asyncio.ensure_future(self._commit_and_publish(batch))
             try:
                 await asyncio.shield(work)
@@ -307,10 +308,6 @@ def run_worker(core: App, kafka: KafkaSettings, *, loglevel: str = "info") -> No
 async def _prepare(core: App) -> None:
     await core.start()  # migrations
     await core.close()  # the pool is bound to this loop; the worker's loop opens its own connections
-
-
-def _text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", errors="replace")
 
 
 def _iso(value: datetime | None) -> str | None:
