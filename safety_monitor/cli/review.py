@@ -102,8 +102,24 @@ def queue(new_since_last_review: bool, reviewer: str | None, fmt: str) -> None:
     """Open alerts with their review status (new, acknowledged, adjudicated); new ones first."""
 
     async def work(app: App) -> tuple[list[dict[str, Any]], str | None]:
-        found = await review_queue(app.store, new_since_last_review=new_since_last_review, reviewer=reviewer)
+        found = await review_queue(
+            app.store, new_since_last_review=new_since_last_review, reviewer=reviewer, now=app.clock.now()
+        )
         since = found.since.isoformat(timespec="minutes") if found.since else None
+        for notice in found.overdue_emails:
+            click.echo(
+                f"OVERDUE: alert email {notice.notice_id} for {notice.alert_key} not delivered since "
+                f"{notice.created_at.isoformat(timespec='minutes')} ({notice.attempts} attempts; still retrying): "
+                f"{notice.last_error or 'not tried yet'}",
+                err=True,
+            )
+        for notice, refused in found.undeliverable_emails:
+            for recipient, reply in sorted(refused.items()):
+                click.echo(
+                    f"UNDELIVERABLE: alert email {notice.notice_id} for {notice.alert_key} refused for "
+                    f"{recipient}: {reply}",
+                    err=True,
+                )
         return [_item(i, app.pipeline.ruleset) for i in found.items], since
 
     rows, since = _run(work)

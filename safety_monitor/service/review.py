@@ -25,6 +25,8 @@ from safety_monitor.domain.review import (
 )
 from safety_monitor.service.deadlines import clock_alert_key, close_case_clocks, reopen_case_clocks
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
+from safety_monitor.service.records import Notice
+from safety_monitor.service.views import delivery_health
 
 
 class UnknownAlert(LookupError):
@@ -106,6 +108,10 @@ class AlertReview:
 class ReviewQueue:
     items: list[AlertReview]
     since: datetime | None  # "new since last review" starts here (None: everything is new, or not asked)
+    # Alert emails nobody has received yet past the overdue threshold, and those a server refused for good
+    # for a recipient: shown above the queue, loudly (asked for with `now`).
+    overdue_emails: list[Notice] = field(default_factory=list)
+    undeliverable_emails: list[tuple[Notice, dict[str, str]]] = field(default_factory=list)
 
 
 async def alert_review(uow_factory: UnitOfWorkFactory, alert_key: str) -> AlertReview:
@@ -120,7 +126,11 @@ async def alert_review(uow_factory: UnitOfWorkFactory, alert_key: str) -> AlertR
 
 
 async def review_queue(
-    uow_factory: UnitOfWorkFactory, *, new_since_last_review: bool = False, reviewer: str | None = None
+    uow_factory: UnitOfWorkFactory,
+    *,
+    new_since_last_review: bool = False,
+    reviewer: str | None = None,
+    now: datetime | None = None,
 ) -> ReviewQueue:
     """Open alerts with their review status, unreviewed ones first, then by when they were raised.
 
@@ -146,4 +156,7 @@ async def review_queue(
         items.append(AlertReview(alert, review_state(actions), actions, open_clocks.get(case, []) if case else []))
     order = {ReviewStatus.NEW: 0, ReviewStatus.ACKNOWLEDGED: 1, ReviewStatus.ADJUDICATED: 2}
     items.sort(key=lambda i: (order[i.state.status], i.alert.raised_at, i.alert.key))
-    return ReviewQueue(items, since)
+    if now is None:
+        return ReviewQueue(items, since)
+    delivery = await delivery_health(uow_factory, now)
+    return ReviewQueue(items, since, delivery.overdue, delivery.undeliverable)
