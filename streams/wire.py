@@ -154,7 +154,8 @@ Upper = Annotated[str, BeforeValidator(_upper), StringConstraints(min_length=1, 
 
 
 class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # hide_input_in_errors: a ValidationError's text (a traceback, a log line) never quotes subject data.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
 
     msg_id: MsgId = Field(description="Globally unique message id (a UUID); the dedupe key.")
     sent_at: SentAt = Field(

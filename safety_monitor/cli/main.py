@@ -34,13 +34,20 @@ from streams.wire import json_schemas
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and retries to stderr.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log everything, with tracebacks and SQL parameters: this shows subject data (USUBJID, verbatim terms) "
+    "in the log. For a developer's machine, never for production logs.",
+)
+def cli(verbose: bool, debug: bool) -> None:
     """Clinical-trial safety monitor: grade AEs, labs and vitals, apply safety rules, alert, report incidence.
 
     Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
     """
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
     )
 
 
