@@ -195,7 +195,9 @@ class InboxDirectory:
         while target.exists():
             target = into / f"{path.stem}.{number}{path.suffix}"
             number += 1
-        return path.rename(target)
+        moved = path.rename(target)
+        moved.chmod(0o600)  # the site may have written it readable by all; it holds subject data
+        return moved
 
     def reject(self, path: Path, reason: str) -> Path | None:
         """Move an unreadable file to `rejected/` with its reason beside it; None if it vanished meanwhile."""

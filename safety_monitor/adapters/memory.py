@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -322,6 +322,11 @@ class _Leases(_Repo):
 
     async def states(self) -> list[LeaseState]:
         return [self.s.leases[job] for job in sorted(self.s.leases)]
+
+    async def release(self, job: str, holder: str, at: datetime) -> None:
+        last = self.s.leases.get(job)
+        if last is not None and last.holder == holder and last.done_at is None:
+            self.s.leases[job] = replace(last, held_until=at - timedelta(seconds=1))
 
 
 class _Notifications(_Repo):

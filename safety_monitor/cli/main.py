@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -45,6 +46,9 @@ def cli(verbose: bool, debug: bool) -> None:
 
     Configuration comes from environment variables (see README): DATABASE_URL, ALERT_RECIPIENTS, MAIL_BACKEND...
     """
+    # Files the service creates (database, mail, inbox moves, pid and lock files) are its user's alone: 0600,
+    # directories 0700. They hold subject data.
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

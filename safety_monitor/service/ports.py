@@ -288,6 +288,10 @@ class LeaseRepository(Protocol):
     async def complete(self, job: str, slot: int, holder: str, at: datetime) -> None: ...
     async def states(self) -> list[LeaseState]: ...
 
+    async def release(self, job: str, holder: str, at: datetime) -> None:
+        """End `holder`'s unfinished lease of `job` now (its process is known dead): the slot is claimable."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the block without `commit()` rolls everything back."""

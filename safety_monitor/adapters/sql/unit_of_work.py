@@ -833,6 +833,14 @@ class _Leases(_Sql):
             update(t.job_lease).where(c.job == job, c.slot == slot, c.holder == holder).values(done_at=at)
         )
 
+    async def release(self, job: str, holder: str, at: datetime) -> None:
+        c = t.job_lease.c
+        await self.conn.execute(
+            update(t.job_lease)
+            .where(c.job == job, c.holder == holder, c.done_at.is_(None))
+            .values(held_until=at - timedelta(seconds=1))
+        )
+
     async def states(self) -> list[LeaseState]:
         result = await self.conn.execute(select(t.job_lease).order_by(t.job_lease.c.job))
         return [LeaseState(r.job, r.slot, r.holder, r.held_until, r.done_at) for r in result]
