@@ -3,6 +3,7 @@ server (aiosmtpd), overdue shown loudly, a permanent 5xx marks the recipient it 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,12 +13,16 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from safety_monitor.adapters.clock import FixedClock
+from safety_monitor.adapters.sql.database import create_engine, upgrade
+from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.bootstrap import App, bootstrap
 from safety_monitor.service.delivery import RetryPolicy
 from safety_monitor.service.handling import handle_batch
+from safety_monitor.service.records import Notice
 from safety_monitor.service.review import review_queue
 from safety_monitor.service.views import delivery_health
 from safety_monitor.settings import Settings
+from tests.cli_harness import invoke, use_embedded_defaults
 from tests.conftest import ROOT, Database, _Inbox, free_port
 from tests.factories import ae, inbound, subject_id
 
@@ -167,3 +172,22 @@ async def test_a_4xx_for_one_recipient_is_retried_for_that_recipient_only(
     await app.deliver()
     assert len(inbox.messages) == 2
     assert (await delivery_health(app.store, clock.now())).status == "ok"
+
+
+def test_health_command_exits_1_naming_an_overdue_alert_email(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules_without_routing: Path
+) -> None:
+    use_embedded_defaults(monkeypatch, tmp_path, rules_without_routing)
+
+    async def an_email_unsent_for_an_hour() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path}/var/safety-monitor.db")
+        await upgrade(engine)
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        async with SqlStore(engine)() as uow:
+            await uow.outbox.add([Notice("n-1", "alert-key-1", "raised", (GOOD,), {}, an_hour_ago)])
+            await uow.commit()
+        await engine.dispose()
+
+    asyncio.run(an_email_unsent_for_an_hour())
+    result = invoke("health", code=1)
+    assert "status: overdue-notices" in result.output and "OVERDUE: alert email n-1 for alert-key-1" in result.output
