@@ -94,6 +94,7 @@ N ?= 100000
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_replay.py --messages $(N)
+	$(BIN)/python bench/bench_hostile.py --messages 20000 --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
 	$(BENCH_KAFKA)
 

@@ -16,7 +16,7 @@ from safety_monitor.bootstrap import App
 from safety_monitor.service.deadlines import DeadlineReport, check_deadlines
 from safety_monitor.service.handling import handle_batch
 from safety_monitor.service.records import BatchOutcome, InboundMessage, RejectedMessage
-from streams.wire import Decoded, Rejected, decode
+from streams.wire import MAX_LINE_BYTES, Decoded, Rejected, decode
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def to_service(item: Decoded | Rejected) -> InboundMessage | RejectedMessage:
 
 async def run_source(
     app: App,
-    source: AsyncIterator[tuple[str, str]] | Iterable[tuple[str, str]],
+    source: AsyncIterator[tuple[bytes | str, str]] | Iterable[tuple[bytes | str, str]],
     *,
     batch_size: int | None = None,
     stop: asyncio.Event | None = None,
@@ -70,7 +70,7 @@ async def run_source(
                 if stop is not None and stop.is_set():
                     summary.complete = False
                     return  # the partial batch is dropped unhandled: nothing of it was acknowledged
-                batch.append(to_service(decode(payload, origin)))
+                batch.append(to_service(decode(payload, origin, now=app.clock.now())))
                 if len(batch) >= size:
                     await queue.put(batch)
                     batch = []
@@ -110,8 +110,8 @@ async def run_source(
 
 
 async def _aiter(
-    source: AsyncIterator[tuple[str, str]] | Iterable[tuple[str, str]],
-) -> AsyncIterator[tuple[str, str]]:
+    source: AsyncIterator[tuple[bytes | str, str]] | Iterable[tuple[bytes | str, str]],
+) -> AsyncIterator[tuple[bytes | str, str]]:
     if isinstance(source, AsyncIterator):
         async for item in source:
             yield item
@@ -122,12 +122,19 @@ async def _aiter(
                 await asyncio.sleep(0)  # let the handler run
 
 
-def file_source(path: Path) -> Iterable[tuple[str, str]]:
-    """(line, "file:lineno") for each non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8", errors="surrogateescape") as handle:
-        for number, line in enumerate(handle, start=1):
+def file_source(path: Path) -> Iterable[tuple[bytes, str]]:
+    """(line as bytes, "file:lineno") for each non-blank line of a JSONL file. The bytes go to the decoder as
+    they are (it alone decides about UTF-8); a line over the decoder's cap is not read whole into memory: its
+    first MAX_LINE_BYTES + 1 bytes stand for it, and the decoder refuses it for its length."""
+    with path.open("rb") as handle:
+        number = 0
+        while line := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if not line.endswith(b"\n") and len(line) > MAX_LINE_BYTES:
+                while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass  # the rest of an over-long line is skipped, not kept
             if line.strip():
-                yield line.rstrip("\n"), f"{path.name}:{number}"
+                yield line.rstrip(b"\n"), f"{path.name}:{number}"
 
 
 async def replay_file(app: App, path: Path, *, batch_size: int | None = None) -> RunSummary:
@@ -139,7 +146,7 @@ class UnreadableFile(Exception):
     """An inbox file that cannot be read (permissions, I/O error, vanished): rejected, never retried forever."""
 
 
-def _readable_source(path: Path) -> Iterator[tuple[str, str]]:
+def _readable_source(path: Path) -> Iterator[tuple[bytes, str]]:
     # Only errors of reading the file become UnreadableFile; a store that is away (which may raise OSError on
     # PostgreSQL) must leave the file in the inbox to be tried again.
     try:
@@ -193,7 +200,9 @@ class InboxDirectory:
         while target.exists():
             target = into / f"{path.stem}.{number}{path.suffix}"
             number += 1
-        return path.rename(target)
+        moved = path.rename(target)
+        moved.chmod(0o600)  # the site may have written it readable by all; it holds subject data
+        return moved
 
     def reject(self, path: Path, reason: str) -> Path | None:
         """Move an unreadable file to `rejected/` with its reason beside it; None if it vanished meanwhile."""

@@ -35,6 +35,7 @@ from safety_monitor.service.publications import ALERTS, mark_published, outcome_
 from safety_monitor.service.records import BatchOutcome, InboundMessage, Publication, RejectedMessage
 from safety_monitor.service.reload import install_sighup_reload
 from safety_monitor.service.scheduler import ScheduledJob
+from safety_monitor.service.views import delivery_health
 from safety_monitor.settings import PID_FILE
 from streams.embedded import to_service
 from streams.topics import KafkaSettings
@@ -103,7 +104,8 @@ class KafkaRuntime:
         """The agent: batch, decode, handle + commit (DB), publish, and only then acknowledge (leave the body)."""
         batches = cast(Stream[bytes], stream).take_events(self.core.settings.batch_size, within=self.kafka.batch_within)
         async for events in batches:
-            batch = [to_service(decode(_text(e.value), origin_of(e))) for e in events]
+            now = self.core.clock.now()
+            batch = [to_service(decode(e.value or b"", origin_of(e), now=now)) for e in events]
             work = asyncio.ensure_future(self._commit_and_publish(batch))
             try:
                 await asyncio.shield(work)
@@ -197,12 +199,13 @@ class KafkaRuntime:
             committed = committed_now.get(tp)
             name = f"{tp.topic}[{tp.partition}]"
             lag[name] = None if highwater is None else max(highwater - (committed or 0), 0)
+        delivery = await delivery_health(self.core.store, self.core.clock.now())
+        outbox = delivery.as_dict()
         async with self.core.store() as uow:
-            outbox = await uow.outbox.counts()
             unpublished = await uow.publications.backlog()
         leases = await self.scheduler.states()
         known = [v for v in lag.values() if v is not None]
-        status = "stuck" if self.stats.stuck_since else ("failed-notices" if outbox.get("failed") else "ok")
+        status = "stuck" if self.stats.stuck_since else delivery.status
         if consumer_state != "running" and status == "ok":
             status = "starting"
         o = self.stats.outcome
@@ -270,7 +273,9 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
 
     async def health(view: View, request: Request) -> Response:
         report = await runtime.health()
-        return view.json(report, status=503 if report["status"] in ("stuck", "starting") else 200)
+        # 503 for an overdue alert email too: a monitor that cannot reach anyone must page its operator.
+        unhealthy = ("stuck", "starting", "overdue-notices")
+        return view.json(report, status=503 if report["status"] in unhealthy else 200)
 
     app.page("/health/")(health)
     return app, runtime
@@ -307,10 +312,6 @@ def run_worker(core: App, kafka: KafkaSettings, *, loglevel: str = "info") -> No
 async def _prepare(core: App) -> None:
     await core.start()  # migrations
     await core.close()  # the pool is bound to this loop; the worker's loop opens its own connections
-
-
-def _text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", errors="replace")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -40,7 +40,7 @@ def producer(settings: KafkaSettings, **overrides: object) -> KafkaProducer:
 
 def publish_lines(
     settings: KafkaSettings,
-    lines: Iterable[tuple[str, str]],
+    lines: Iterable[tuple[bytes | str, str]],
     *,
     send_invalid: bool = False,
     client: KafkaProducer | None = None,
@@ -66,7 +66,8 @@ def publish_lines(
                 if not send_invalid:
                     continue
                 topic, key = settings.topics.ae, b"invalid"
-            futures.append(kafka.send(topic, key=key, value=payload.encode("utf-8", "surrogateescape")))
+            value = payload if isinstance(payload, bytes) else payload.encode("utf-8", "surrogateescape")
+            futures.append(kafka.send(topic, key=key, value=value))
             report.by_topic[topic] = report.by_topic.get(topic, 0) + 1
         kafka.flush()
         for future in futures:

@@ -1,11 +1,14 @@
-"""Owns the wire format sites publish: pydantic v2 schemas per message type, decoding to domain messages."""
+"""Owns the wire format sites publish: pydantic v2 schemas per message type, and the one decoding boundary
+(bytes in, `Decoded` or `Rejected` out) every runtime goes through."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +22,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
 )
 
 from safety_monitor.domain.dates import InvalidDate, PartialDate
@@ -31,6 +35,43 @@ from safety_monitor.domain.messages import (
     SubjectEvent,
     SubjectEventKind,
 )
+
+# Caps checked before a line is parsed: a site's line is hostile until proven otherwise. A wire message is one
+# flat JSON object of some 30 fields (~1 KB); these bounds are far above any real message and far below what
+# could exhaust the parser (nesting: RecursionError) or the process (memory), or what the stores keep.
+MAX_LINE_BYTES = 64 * 1024
+MAX_STRING_CHARS = 4096
+MAX_NESTING = 8
+QUOTE_CHARS = 200  # how much of a refused value a reason quotes
+MAX_REASON_CHARS = 1000
+
+# Integers both databases store: record_version is an INTEGER column, 32-bit on PostgreSQL.
+DB_INT_MAX = 2**31 - 1
+# sent_at bounds: historical trials are replayed, so nothing tighter below than the start of electronic data
+# capture in trials; above, a site clock may run ahead a little, but not by more than a day.
+EARLIEST_SENT_AT = datetime(1990, 1, 1, tzinfo=UTC)
+SENT_AT_LEEWAY = timedelta(days=1)
+
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_ISO_DATETIME_WITH_OFFSET = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
+# C0 and C1 control characters, DEL, and lone surrogates (which no database stores as text).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_RAW_CONTROL = re.compile("[\x7f-\x9f]")  # the ones strict JSON lets through unescaped inside a string
+_MSG_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}", re.ASCII)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_KEY_END = re.compile(r'"\s*:')
+_KEY_BEFORE = re.compile(r'"([A-Za-z0-9_]{1,64})"\s*:\s*$')
+_LONG_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.){' + str(MAX_STRING_CHARS + 1) + r',}"', re.DOTALL)
+
+
+def quote(value: object) -> str:
+    """A value as a reason may show it: its repr, cut to QUOTE_CHARS characters."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]}... ({len(text)} characters)"
 
 
 def _upper(value: object) -> object:
@@ -46,32 +87,83 @@ def _sdtm_date(value: str) -> str:
 
 
 def _ctcae_grade(value: object) -> object:
-    # Sites send AETOXGR as 3 or "3"; CTCAE grades run 1-5 (grade 5 = death related to the AE).
-    if isinstance(value, str) and value.strip().isdigit():
+    # Sites send AETOXGR as 3 or "3"; CTCAE grades run 1-5 (grade 5 = death related to the AE). Only ASCII
+    # digits: str.isdigit() would read an Arabic-Indic "٣" as 3.
+    if isinstance(value, str) and _ASCII_INTEGER.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"AETOXGR must be a CTCAE grade 1-5 (a whole number), got {value!r}")
+        raise ValueError(f"AETOXGR must be a CTCAE grade 1-5 (a whole number in ASCII digits), got {quote(value)}")
     if not 1 <= value <= 5:
-        raise ValueError(f"grade {value} is impossible: CTCAE grades run 1-5")
+        raise ValueError(f"grade {quote(value)} is impossible: CTCAE grades run 1-5")
     return value
+
+
+def _record_version(value: object) -> object:
+    if isinstance(value, str) and _ASCII_INTEGER.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number in ASCII digits, got {quote(value)}")
+    if not 1 <= value <= DB_INT_MAX:
+        raise ValueError(f"must be between 1 and {DB_INT_MAX} (what both databases store), got {quote(value)}")
+    return value
+
+
+def _sdtm_number(value: object) -> object:
+    # SDTM --STRESN is numeric; sites send it as a JSON number or as text, which must be ASCII digits.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {quote(value)}")
+    if isinstance(value, str):
+        if not _ASCII_NUMBER.fullmatch(value.strip()):
+            raise ValueError(f"must be a number in ASCII digits, got {quote(value)}")
+        return float(value.strip())
+    return value
+
+
+def _sent_at(value: object, info: ValidationInfo) -> datetime:
+    """ISO 8601 with a UTC offset only (a number is not read as Unix time), from 1990 to one day ahead."""
+    if not isinstance(value, str) or not _ISO_DATETIME_WITH_OFFSET.fullmatch(value.strip()):
+        raise ValueError(
+            f"must be an ISO 8601 date-time with a UTC offset, e.g. 2026-05-01T08:00:00+08:00, got {quote(value)}"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        if parsed.year < EARLIEST_SENT_AT.year - 1 or parsed.year > 9998:
+            raise OverflowError
+        in_utc = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"is not a date-time that exists in UTC: {quote(value)}") from None
+    now = info.context.get("now") if isinstance(info.context, dict) else None
+    now = now if isinstance(now, datetime) else datetime.now(UTC)
+    if in_utc < EARLIEST_SENT_AT:
+        raise ValueError(f"{quote(value)} is before {EARLIEST_SENT_AT.date().isoformat()}")
+    if in_utc > now + SENT_AT_LEEWAY:
+        raise ValueError(f"{quote(value)} is more than one day after the receiving clock ({now.isoformat()})")
+    return parsed
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=400)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 MsgId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
 SdtmDate = Annotated[str, AfterValidator(_sdtm_date)]
+SentAt = Annotated[AwareDatetime, BeforeValidator(_sent_at)]
+RecordVersion = Annotated[int, BeforeValidator(_record_version), Field(ge=1, le=DB_INT_MAX)]
+Number = Annotated[float, BeforeValidator(_sdtm_number)]
 NoYes = Annotated[Literal["Y", "N", "U"], BeforeValidator(_upper)]
 Grade = Annotated[int, BeforeValidator(_ctcae_grade)]
 Upper = Annotated[str, BeforeValidator(_upper), StringConstraints(min_length=1, max_length=64)]
 
 
 class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a ValidationError's text (a traceback, a log line) never quotes subject data.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
 
     msg_id: MsgId = Field(description="Globally unique message id (a UUID); the dedupe key.")
-    sent_at: AwareDatetime = Field(description="When the site system sent the message, with a UTC offset.")
+    sent_at: SentAt = Field(
+        description="When the site system sent the message: ISO 8601 with a UTC offset, from 1990-01-01 to one "
+        "day after the receiving clock."
+    )
     site_id: Code
-    record_version: int = Field(ge=1, description="Follow-ups of the same record carry a higher version.")
+    record_version: RecordVersion = Field(description="Follow-ups of the same record carry a higher version.")
     STUDYID: Code
     USUBJID: Code
 
@@ -141,10 +233,10 @@ class LbMessage(_Envelope):
 
     msg_type: Literal["LB"]
     LBTESTCD: Upper
-    LBSTRESN: float | None = Field(description="Numeric result in standard units; null when not numeric.")
+    LBSTRESN: Number | None = Field(description="Numeric result in standard units; null when not numeric.")
     LBSTRESU: Code | None = None
-    LBSTNRLO: float | None = None
-    LBSTNRHI: float | None = None
+    LBSTNRLO: Number | None = None
+    LBSTNRHI: Number | None = None
     LBNRIND: Upper | None = None
     LBBLFL: Literal["Y"] | None = None
     LBDTC: SdtmDate
@@ -172,7 +264,7 @@ class VsMessage(_Envelope):
 
     msg_type: Literal["VS"]
     VSTESTCD: Upper
-    VSSTRESN: float | None
+    VSSTRESN: Number | None
     VSSTRESU: Code | None = None
     VSDTC: SdtmDate
     VSBLFL: Literal["Y"] | None = None
@@ -195,7 +287,7 @@ class EgMessage(_Envelope):
 
     msg_type: Literal["EG"]
     EGTESTCD: Upper
-    EGSTRESN: float | None
+    EGSTRESN: Number | None
     EGSTRESU: Code | None = None
     EGDTC: SdtmDate
     EGBLFL: Literal["Y"] | None = None
@@ -271,51 +363,160 @@ def content_hash(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+class _Refusal(Exception):
+    """Raised inside the decoder for input refused before or while parsing; its text is the reason."""
+
+
 def _describe(error: ValidationError, msg_id: str | None, msg_type: object) -> str:
+    items = error.errors(include_url=False, include_input=False)
     parts = []
-    for item in error.errors(include_url=False):
+    for item in items[:8]:
         location = ".".join(str(p) for p in item["loc"] if p != msg_type) or "message"
         text = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{location}: {text}")
-    who = f"message {msg_id}" if msg_id else "message without msg_id"
-    return f"{who} ({msg_type or 'no msg_type'}): " + "; ".join(parts)
+        parts.append(f"{location[:QUOTE_CHARS]}: {text}")
+    if len(items) > 8:
+        parts.append(f"and {len(items) - 8} more")
+    return f"{_who(msg_id)} ({_short(msg_type) or 'no msg_type'}): " + "; ".join(parts)
 
 
-def decode(payload: str, origin: str) -> Decoded | Rejected:
-    """Decode one wire message; never raises for bad input, which comes back as `Rejected` with a reason."""
+def _who(msg_id: str | None) -> str:
+    return f"message {msg_id}" if msg_id else "message without msg_id"
+
+
+def _short(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) and len(value) <= 32 and _MSG_ID.fullmatch(value) else quote(value)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        twice = sorted(key for key, count in counts.items() if count > 1)
+        raise _Refusal(f"duplicate key {', '.join(quote(k) for k in twice[:5])}: each field must appear once")
+    return document
+
+
+def _no_constant(name: str) -> float:
+    raise _Refusal(f"not strict JSON: {name} is not a number")
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', text)):
+        depth = depth + 1 if bracket in "[{" else depth - 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_before_parsing(raw: bytes) -> str:
+    """The text of a line within the caps, or _Refusal: size, UTF-8, nesting and string length."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise _Refusal(f"line longer than {MAX_LINE_BYTES} bytes ({len(raw)}): not parsed")
     try:
-        model = _ADAPTER.validate_json(payload)  # the fast path: JSON parsed and validated in one pass
-    except ValidationError:
-        return _refuse(payload, origin)
-    return Decoded(model.to_domain(), content_hash(payload), payload, origin)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Refusal(f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}") from None
+    if text.count("[") + text.count("{") > MAX_NESTING and _nesting(text) > MAX_NESTING:
+        raise _Refusal(f"nested deeper than {MAX_NESTING} levels: not parsed")
+    if len(text) > MAX_STRING_CHARS and (found := _LONG_JSON_STRING.search(text)) is not None:
+        key = _KEY_BEFORE.search(text, max(found.start() - 200, 0), found.start())
+        where = f"{key.group(1)}: " if key else ""
+        raise _Refusal(f"{where}a string longer than {MAX_STRING_CHARS} characters: not parsed")
+    return text
 
 
-def _refuse(payload: str, origin: str) -> Rejected:
-    """Why a payload was refused, naming the message id and the fields (the slow path, for bad input only)."""
+def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield path or "message", key
+            yield from _strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def _check_text(document: object) -> None:
+    for path, value in _strings(document, ""):
+        if (found := _CONTROL.search(value)) is not None:
+            where = path[:QUOTE_CHARS]
+            raise _Refusal(f"{where}: control character U+{ord(found.group()):04X} is not allowed in text")
+
+
+def _as_bytes(raw: bytes | str) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
     try:
-        document = json.loads(payload)
+        return raw.encode("utf-8")
+    except UnicodeEncodeError:  # a reader that kept undecodable bytes as surrogates (surrogateescape)
+        return raw.encode("utf-8", "surrogateescape") if _only_escapes(raw) else raw.encode("utf-8", "surrogatepass")
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def storable(raw: bytes) -> str:
+    """The received bytes as text both databases store (a dead letter keeps what was sent, made safe): bad
+    UTF-8 as \\xNN, NUL as \\x00, cut at MAX_LINE_BYTES."""
+    cut = raw[:MAX_LINE_BYTES]
+    text = cut.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+    return text if len(cut) == len(raw) else f"{text}... [cut: {len(raw)} bytes received]"
+
+
+def decode(raw: bytes | str, origin: str, *, now: datetime | None = None) -> Decoded | Rejected:
+    """Decode one wire message; never raises for any input, which comes back as `Rejected` with a reason.
+
+    `now` is the receiving clock (a sent_at more than a day after it is refused); the wall clock if None."""
+    data = _as_bytes(raw)
+    msg_id: str | None = None
+    try:
+        text = _check_before_parsing(data)
+        context = {"now": now or datetime.now(UTC)}
+        if "\\" not in text and not _RAW_CONTROL.search(text):
+            # The fast path: parsed and validated in one pass. Without escapes no string holds a quote, so every
+            # `"` followed by `:` ends a key: more of them than fields set means a key came twice (the parser
+            # keeps the last), which the slow path below names.
+            try:
+                model = _ADAPTER.validate_json(text, context=context)
+            except ValidationError:
+                pass
+            else:
+                if len(_KEY_END.findall(text)) == len(model.model_fields_set):
+                    return Decoded(model.to_domain(), content_hash(text), text, origin)
+        # The slow path, for escapes and for input to refuse: why, naming the message id and the fields.
+        document = _JSON.decode(text)
+        if not isinstance(document, dict):
+            return Rejected(None, f"not a JSON object but {type(document).__name__}", storable(data), origin)
+        raw_id = document.get("msg_id")
+        msg_id = raw_id if isinstance(raw_id, str) and _MSG_ID.fullmatch(raw_id) else None
+        _check_text(document)
+        msg_type = document.get("msg_type")
+        if not isinstance(msg_type, str) or msg_type not in _MODELS:
+            known = ", ".join(_MODELS)
+            raise _Refusal(f"msg_type {quote(msg_type)} is not one of {known}")
+        try:
+            checked = _ADAPTER.validate_python(document, context=context)
+        except ValidationError as exc:
+            return Rejected(msg_id, _describe(exc, msg_id, msg_type)[:MAX_REASON_CHARS], storable(data), origin)
+        return Decoded(checked.to_domain(), content_hash(text), text, origin)
+    except _Refusal as exc:
+        reason = f"{_who(msg_id)}: {exc}"
     except json.JSONDecodeError as exc:
-        return Rejected(None, f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", payload, origin)
-    if not isinstance(document, dict):
-        return Rejected(None, f"not a JSON object but {type(document).__name__}", payload, origin)
-    raw_id = document.get("msg_id")
-    msg_id = raw_id if isinstance(raw_id, str) and raw_id else None
-    msg_type = document.get("msg_type")
-    if msg_type not in _MODELS:
-        known = ", ".join(_MODELS)
-        return Rejected(
-            msg_id,
-            f"message {msg_id or 'without msg_id'}: msg_type {msg_type!r} is not one of {known}",
-            payload,
-            origin,
-        )
-    try:
-        _ADAPTER.validate_python(document)
-    except ValidationError as exc:
-        return Rejected(msg_id, _describe(exc, msg_id, msg_type), payload, origin)
-    # validate_json refused what validate_python accepts: only possible for JSON that Python reads more
-    # leniently (NaN, Infinity); refuse it with the JSON parser's own words.
-    return Rejected(msg_id, f"message {msg_id or 'without msg_id'}: not strict JSON (NaN or Infinity)", payload, origin)
+        reason = f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except (ValueError, RecursionError, OverflowError, MemoryError) as exc:  # e.g. an integer of 5,000 digits
+        reason = f"{_who(msg_id)}: refused by the decoder: {type(exc).__name__}: {quote(str(exc))}"
+    except Exception as exc:  # never let one line stop a runtime: whatever else, it is a refusal with a reason
+        reason = f"{_who(msg_id)}: refused by the decoder: {type(exc).__name__}"
+    return Rejected(msg_id, reason[:MAX_REASON_CHARS], storable(data), origin)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
@@ -323,4 +524,4 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {name: model.model_json_schema() for name, model in _MODELS.items()}
 
 
-Decoder = Callable[[str, str], Decoded | Rejected]
+Decoder = Callable[..., Decoded | Rejected]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from safety_monitor.service.ports import OutgoingMail
+from safety_monitor.service.ports import OutgoingMail, Refusals
 
 
 def to_mime(mail: OutgoingMail, *, date: datetime | None = None) -> EmailMessage:
@@ -47,20 +47,26 @@ class SmtpMailer:
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
 
-    async def send(self, mail: OutgoingMail) -> None:
+    async def send(self, mail: OutgoingMail) -> Refusals:
+        """Send; the recipients the server refused come back with its reply (all refused is no error here:
+        the caller decides per recipient what is permanent and what is worth another try)."""
         s = self._settings
         context = ssl.create_default_context(cafile=s.ca_file) if s.security != "none" else None
-        await aiosmtplib.send(
-            to_mime(mail),
-            hostname=s.host,
-            port=s.port,
-            username=s.username,
-            password=s.password,
-            use_tls=s.security == "tls",
-            start_tls=s.security == "starttls",
-            tls_context=context,
-            timeout=s.timeout,
-        )
+        try:
+            refused, _ = await aiosmtplib.send(
+                to_mime(mail),
+                hostname=s.host,
+                port=s.port,
+                username=s.username,
+                password=s.password,
+                use_tls=s.security == "tls",
+                start_tls=s.security == "starttls",
+                tls_context=context,
+                timeout=s.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return {r.recipient: (r.code, r.message) for r in exc.recipients}
+        return {recipient: (reply.code, reply.message) for recipient, reply in refused.items()}
 
 
 class CaptureMailer:
@@ -74,9 +80,10 @@ class CaptureMailer:
         safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in mail.message_id.strip("<>"))
         return self.directory / f"{safe}.eml"
 
-    async def send(self, mail: OutgoingMail) -> None:
+    async def send(self, mail: OutgoingMail) -> Refusals:
         data = to_mime(mail).as_bytes()
         await asyncio.to_thread(self._write, self.path_for(mail), data)
+        return {}
 
     def _write(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +99,7 @@ class MemoryMailer:
     def __init__(self) -> None:
         self.sent: list[OutgoingMail] = []
 
-    async def send(self, mail: OutgoingMail) -> None:
+    async def send(self, mail: OutgoingMail) -> Refusals:
         to_mime(mail)  # a mail that cannot become MIME fails here as it would over SMTP
         self.sent = [m for m in self.sent if m.message_id != mail.message_id] + [mail]
+        return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -256,15 +256,36 @@ class _Outbox(_Repo):
         ]
         return sorted(due, key=lambda n: (n.created_at, n.notice_id))[:limit]
 
-    async def mark_sent(self, notice_id: str, at: datetime) -> None:
-        notice = self.s.outbox[notice_id]
-        self.s.outbox[notice_id] = replace(notice, sent_at=at, attempts=notice.attempts + 1, last_error=None)
-
-    async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None:
+    async def mark_sent(self, notice_id: str, at: datetime, outcomes: Mapping[str, str] | None = None) -> None:
         notice = self.s.outbox[notice_id]
         self.s.outbox[notice_id] = replace(
-            notice, attempts=notice.attempts + 1, last_error=error, next_attempt_at=next_attempt_at
+            notice,
+            sent_at=at,
+            attempts=notice.attempts + 1,
+            last_error=None,
+            next_attempt_at=None,
+            recipient_outcomes=dict(outcomes) if outcomes is not None else notice.recipient_outcomes,
         )
+
+    async def mark_failed(
+        self, notice_id: str, error: str, next_attempt_at: datetime, outcomes: Mapping[str, str] | None = None
+    ) -> None:
+        notice = self.s.outbox[notice_id]
+        self.s.outbox[notice_id] = replace(
+            notice,
+            attempts=notice.attempts + 1,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            recipient_outcomes=dict(outcomes) if outcomes is not None else notice.recipient_outcomes,
+        )
+
+    async def unsent_since(self, before: datetime, limit: int) -> list[Notice]:
+        found = [n for n in self.s.outbox.values() if n.sent_at is None and n.created_at <= before]
+        return sorted(found, key=lambda n: (n.created_at, n.notice_id))[:limit]
+
+    async def undeliverable(self, limit: int) -> list[Notice]:
+        found = [n for n in self.s.outbox.values() if n.undeliverable]
+        return sorted(found, key=lambda n: n.created_at, reverse=True)[:limit]
 
     async def counts(self) -> dict[str, int]:
         notices = self.s.outbox.values()
@@ -301,6 +322,11 @@ class _Leases(_Repo):
 
     async def states(self) -> list[LeaseState]:
         return [self.s.leases[job] for job in sorted(self.s.leases)]
+
+    async def release(self, job: str, holder: str, at: datetime) -> None:
+        last = self.s.leases.get(job)
+        if last is not None and last.holder == holder and last.done_at is None:
+            self.s.leases[job] = replace(last, held_until=at - timedelta(seconds=1))
 
 
 class _Notifications(_Repo):

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -29,6 +30,7 @@ from safety_monitor.cli.common import (
 from safety_monitor.cli.demo import demo
 from safety_monitor.cli.failures import FailingPlainly
 from safety_monitor.cli.grade_labs import grade_labs
+from safety_monitor.cli.health import health
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
@@ -46,16 +48,26 @@ from streams.wire import json_schemas
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log progress and retries to stderr; a failure shows its traceback."
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log everything, with tracebacks and SQL parameters: this shows subject data (USUBJID, verbatim terms) "
+    "in the log. For a developer's machine, never for production logs.",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """Clinical-trial safety monitor: grade AEs, labs and vitals, apply safety rules, alert, report incidence.
 
     Configuration comes from environment variables (see README): DATABASE_URL, MAIL_BACKEND, SMTP_*, and the
     receivers' addresses rules/routing.yaml names (MEDICAL_MONITOR_EMAILS, DSMB_EMAILS, ...).
     """
-    ctx.meta["safety_monitor.verbose"] = verbose
+    ctx.meta["safety_monitor.verbose"] = verbose or debug
+    # Files the service creates (database, mail, inbox moves, pid and lock files) are its user's alone: 0600,
+    # directories 0700. They hold subject data.
+    os.umask(0o077)
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
     )
 
 
@@ -279,6 +291,7 @@ cli.add_command(boundaries)
 
 cli.add_command(demo)
 cli.add_command(serve)
+cli.add_command(health)
 cli.add_command(grade_labs)
 cli.add_command(kafka.worker)
 cli.add_command(kafka.publish)

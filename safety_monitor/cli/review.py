@@ -123,6 +123,20 @@ def queue(new_since_last_review: bool, reviewer: str | None, rule_id: str | None
             now=now,
         )
         since = found.since.isoformat(timespec="minutes") if found.since else None
+        for notice in found.overdue_emails:
+            click.echo(
+                f"OVERDUE: alert email {notice.notice_id} for {notice.alert_key} not delivered since "
+                f"{notice.created_at.isoformat(timespec='minutes')} ({notice.attempts} attempts; still retrying): "
+                f"{notice.last_error or 'not tried yet'}",
+                err=True,
+            )
+        for notice, refused in found.undeliverable_emails:
+            for recipient, reply in sorted(refused.items()):
+                click.echo(
+                    f"UNDELIVERABLE: alert email {notice.notice_id} for {notice.alert_key} refused for "
+                    f"{recipient}: {reply}",
+                    err=True,
+                )
         items = [i for i in found.items if rule_id is None or i.alert.rule_id == rule_id]
         return [_item(i, app.pipeline.ruleset, now) for i in items], since
 

@@ -558,7 +558,7 @@ async def _run_steps(harness: Harness, case: Case, origin: str, store: MemorySto
             for message in batch.messages:
                 counter += 1
                 payload = json.dumps(_fill(message, f"{origin}-{counter}", at))
-                items.append(to_service(decode(payload, f"{origin}#{counter}")))
+                items.append(to_service(decode(payload, f"{origin}#{counter}", now=at)))
             async with store() as uow:
                 outcome = await process_batch(uow, items, config, at)
                 await uow.commit()

@@ -14,8 +14,9 @@ import click
 
 from safety_monitor.bootstrap import App
 from safety_monitor.cli.common import alerting_settings_from_env, app_for, pid_file_option
+from safety_monitor.cli.site_lock import SiteLock, SiteLocked, holder_is_dead
 from safety_monitor.service.reload import install_sighup_reload
-from safety_monitor.service.scheduler import running
+from safety_monitor.service.scheduler import release_dead_holders, running
 from streams.embedded import InboxDirectory, InboxFile, watch_inbox
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,19 @@ def serve(pid_file: Path) -> None:
     """
     settings = alerting_settings_from_env()
     app = app_for(settings)
-    _claim_pid_file(pid_file)
+    lock = SiteLock.for_site(settings.inbox_dir, settings.database_url)
     try:
-        asyncio.run(_serve(app))
+        lock.acquire()
+    except SiteLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        _claim_pid_file(pid_file)
+        try:
+            asyncio.run(_serve(app))
+        finally:
+            pid_file.unlink(missing_ok=True)
     finally:
-        pid_file.unlink(missing_ok=True)
+        lock.release()
 
 
 def _claim_pid_file(pid_file: Path) -> None:
@@ -68,6 +77,10 @@ async def _serve(app: App) -> None:
     loop = asyncio.get_running_loop()
     try:
         await app.start()  # migrations
+        # This process holds the site lock: a lease held by a serve of this host that no longer runs is
+        # released now rather than waited out.
+        for holder in await release_dead_holders(app.store, app.clock.now(), holder_is_dead):
+            log.warning("released the leases of %s: that process is no longer running", holder)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         install_sighup_reload(app.configuration_holder(), app.clock)

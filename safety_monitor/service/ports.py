@@ -145,9 +145,25 @@ class OutboxRepository(Protocol):
         ...
 
     async def due(self, now: datetime, limit: int) -> list[Notice]: ...
-    async def mark_sent(self, notice_id: str, at: datetime) -> None: ...
-    async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None: ...
+    async def mark_sent(self, notice_id: str, at: datetime, outcomes: Mapping[str, str] | None = None) -> None:
+        """Done: every recipient reached or refused for good (`outcomes`, per recipient, when known)."""
+        ...
+
+    async def mark_failed(
+        self, notice_id: str, error: str, next_attempt_at: datetime, outcomes: Mapping[str, str] | None = None
+    ) -> None:
+        """Not done: tried again at `next_attempt_at` for the recipients not in `outcomes` (never given up)."""
+        ...
+
     async def counts(self) -> dict[str, int]: ...
+
+    async def unsent_since(self, before: datetime, limit: int) -> list[Notice]:
+        """Emails created before `before` and still not sent (the overdue ones), oldest first."""
+        ...
+
+    async def undeliverable(self, limit: int) -> list[Notice]:
+        """Emails with a recipient the server refused for good, newest first."""
+        ...
 
 
 class NotificationRepository(Protocol):
@@ -272,6 +288,10 @@ class LeaseRepository(Protocol):
     async def complete(self, job: str, slot: int, holder: str, at: datetime) -> None: ...
     async def states(self) -> list[LeaseState]: ...
 
+    async def release(self, job: str, holder: str, at: datetime) -> None:
+        """End `holder`'s unfinished lease of `job` now (its process is known dead): the slot is claimable."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the block without `commit()` rolls everything back."""
@@ -345,9 +365,13 @@ class OutgoingMail:
     html: str
 
 
+Refusals = Mapping[str, tuple[int, str]]  # recipient -> the server's reply code and text
+
+
 class Mailer(Protocol):
-    async def send(self, mail: OutgoingMail) -> None:
-        """Deliver or raise. A raise leaves the outbox row unsent and schedules a retry."""
+    async def send(self, mail: OutgoingMail) -> Refusals | None:
+        """Deliver or raise; returns the recipients the server refused (none: every one accepted). A raise
+        leaves the outbox row unsent and schedules a retry."""
         ...
 
 

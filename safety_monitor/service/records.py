@@ -84,6 +84,21 @@ class Notice:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+    # What became of each recipient reached so far: "delivered", or the server's permanent refusal ("550 ...").
+    # The recipients not in it are the ones the email still has to reach.
+    recipient_outcomes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def undeliverable(self) -> dict[str, str]:
+        """Recipients the server refused for good (a 5xx naming them), with its reply."""
+        return {r: outcome for r, outcome in self.recipient_outcomes.items() if outcome != DELIVERED}
+
+    @property
+    def waiting_recipients(self) -> tuple[str, ...]:
+        return tuple(r for r in self.recipients if r not in self.recipient_outcomes)
+
+
+DELIVERED = "delivered"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from safety_monitor.domain.review import (
 from safety_monitor.domain.rules import Ruleset, Severity
 from safety_monitor.service.deadlines import clock_alert_key, close_case_clocks, reopen_case_clocks
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
+from safety_monitor.service.records import Notice
+from safety_monitor.service.views import delivery_health
 
 
 class UnknownAlert(LookupError):
@@ -107,6 +109,10 @@ class AlertReview:
 class ReviewQueue:
     items: list[AlertReview]
     since: datetime | None  # "new since last review" starts here (None: everything is new, or not asked)
+    # Alert emails nobody has received yet past the overdue threshold, and those a server refused for good
+    # for a recipient: shown above the queue, loudly (asked for with `now`).
+    overdue_emails: list[Notice] = field(default_factory=list)
+    undeliverable_emails: list[tuple[Notice, dict[str, str]]] = field(default_factory=list)
 
 
 async def alert_review(uow_factory: UnitOfWorkFactory, alert_key: str) -> AlertReview:
@@ -183,4 +189,7 @@ async def review_queue(
         case = case_of(alert)
         items.append(AlertReview(alert, review_state(actions), actions, open_clocks.get(case, []) if case else []))
     items.sort(key=lambda i: queue_order(i, ruleset, now))
-    return ReviewQueue(items, since)
+    if now is None:
+        return ReviewQueue(items, since)
+    delivery = await delivery_health(uow_factory, now)
+    return ReviewQueue(items, since, delivery.overdue, delivery.undeliverable)

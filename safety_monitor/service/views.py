@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
 from safety_monitor.domain.incidence import IncidenceRow, compute_incidence
 from safety_monitor.domain.routing import DIGEST_PERIODS
+from safety_monitor.service.delivery import RetryPolicy
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
+from safety_monitor.service.records import Notice
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryHealth:
+    """The outbox as health reports it: counts, the alert emails overdue (unsent past the threshold) and those
+    with a recipient the server refused for good. `status` is "ok", "overdue-notices" or
+    "undeliverable-recipients" (overdue first: an alert nobody has received is the worse)."""
+
+    status: str
+    counts: dict[str, int]
+    overdue: list[Notice] = field(default_factory=list)
+    undeliverable: list[tuple[Notice, dict[str, str]]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.counts,
+            "overdue": len(self.overdue),
+            "undeliverable": len(self.undeliverable),
+            "oldest_overdue": self.overdue[0].created_at.isoformat() if self.overdue else None,
+            "undeliverable_recipients": sorted({r for _, refused in self.undeliverable for r in refused}),
+        }
+
+
+_POLICY = RetryPolicy()
+
+
+async def delivery_health(
+    uow_factory: UnitOfWorkFactory, now: datetime, policy: RetryPolicy = _POLICY, limit: int = 100
+) -> DeliveryHealth:
+    """What `health` and the review queue say about alert email delivery (ids and addresses, no subject data)."""
+    async with uow_factory() as uow:
+        counts = await uow.outbox.counts()
+        overdue = await uow.outbox.unsent_since(now - policy.overdue_after, limit)
+        undeliverable = [(n, n.undeliverable) for n in await uow.outbox.undeliverable(limit)]
+    status = "overdue-notices" if overdue else ("undeliverable-recipients" if undeliverable else "ok")
+    return DeliveryHealth(status, counts, overdue, undeliverable)
 
 
 async def _incidence(uow: UnitOfWork, treatment_emergent_only: bool) -> list[IncidenceRow]:

@@ -209,7 +209,7 @@ def test_serve_refuses_to_start_beside_a_running_one(site: tuple[Path, dict[str,
             text=True,
             timeout=60,
         )
-        assert again.returncode == 1 and f"another process (pid {first.process.pid}" in again.stderr
+        assert again.returncode == 1 and f"another serve (pid {first.process.pid})" in again.stderr
     finally:
         assert first.stop() == 0
 

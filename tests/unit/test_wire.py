@@ -74,15 +74,20 @@ def test_content_hash_is_of_the_text_received() -> None:
         ({"AETOXGR": 6}, "message m1 (AE): AETOXGR: grade 6 is impossible: CTCAE grades run 1-5"),
         (
             {"AETOXGR": "severe"},
-            "message m1 (AE): AETOXGR: AETOXGR must be a CTCAE grade 1-5 (a whole number), got 'severe'",
+            "message m1 (AE): AETOXGR: AETOXGR must be a CTCAE grade 1-5 (a whole number in ASCII digits), got "
+            "'severe'",
         ),
         ({"AESTDTC": "2026-13-45"}, "message m1 (AE): AESTDTC: '2026-13-45': month 13 does not exist"),
         ({"AESER": "maybe"}, "message m1 (AE): AESER: Input should be 'Y', 'N' or 'U'"),
         (
             {"record_version": 0},
-            "message m1 (AE): record_version: Input should be greater than or equal to 1",
+            "message m1 (AE): record_version: must be between 1 and 2147483647 (what both databases store), got 0",
         ),
-        ({"sent_at": "2026-05-01T08:00:00"}, "message m1 (AE): sent_at: Input should have timezone info"),
+        (
+            {"sent_at": "2026-05-01T08:00:00"},
+            "message m1 (AE): sent_at: must be an ISO 8601 date-time with a UTC offset, e.g. "
+            "2026-05-01T08:00:00+08:00, got '2026-05-01T08:00:00'",
+        ),
         ({"AETOXGRR": 3}, "message m1 (AE): AETOXGRR: Extra inputs are not permitted"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +63,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+def _show_parameters() -> bool:
+    """SQL parameters (USUBJID, AETERM, ...) appear in database errors only with debug logging (`--debug`)."""
+    return logging.getLogger("safety_monitor").isEnabledFor(logging.DEBUG)
+
+
 def create_engine(url: str, *, schema: str | None = None, create_directory: bool = True) -> AsyncEngine:
     """An async engine; for SQLite the parent directory is created and WAL mode set on every connection.
 
     `schema` (PostgreSQL only) puts every table in that schema through the search path; tests use it to
-    isolate runs that share the `test` database.
+    isolate runs that share the `test` database. Errors do not quote their SQL parameters, which hold subject
+    data (hide_parameters), unless debug logging is on.
     """
     full = async_url(url)
+    hide = not _show_parameters()
     parsed = make_url(full)
     if parsed.drivername.startswith("sqlite"):
         if create_directory and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(full, connect_args={"timeout": 30})
+        engine = create_async_engine(full, connect_args={"timeout": 30}, hide_parameters=hide)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No client-side cache of prepared statements: PostgreSQL switches a reused prepared statement to a generic
@@ -84,7 +92,7 @@ def create_engine(url: str, *, schema: str | None = None, create_directory: bool
     connect_args: dict[str, Any] = {"prepared_statement_cache_size": 0}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
-    return create_async_engine(full, connect_args=connect_args, pool_pre_ping=True)
+    return create_async_engine(full, connect_args=connect_args, pool_pre_ping=True, hide_parameters=hide)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -259,6 +259,8 @@ outbox = Table(
     _ts("next_attempt_at", nullable=True),
     _ts("sent_at", nullable=True),
     Column("last_error", Text),
+    # per recipient: "delivered" or the server's permanent refusal; those not in it are still to be reached
+    Column("recipient_outcomes", JSON, nullable=True),
     Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
 )
 

@@ -712,6 +712,7 @@ def _notice(row: Any) -> Notice:
         next_attempt_at=row.next_attempt_at,
         sent_at=row.sent_at,
         last_error=row.last_error,
+        recipient_outcomes=dict(row.recipient_outcomes or {}),
     )
 
 
@@ -729,6 +730,7 @@ class _Outbox(_Sql):
                 "next_attempt_at": n.next_attempt_at,
                 "sent_at": n.sent_at,
                 "last_error": n.last_error,
+                "recipient_outcomes": dict(n.recipient_outcomes) or None,
             }
             for n in notices
         ]
@@ -744,21 +746,40 @@ class _Outbox(_Sql):
         )
         return [_notice(row) for row in await self.conn.execute(query)]
 
-    async def mark_sent(self, notice_id: str, at: datetime) -> None:
+    async def mark_sent(self, notice_id: str, at: datetime, outcomes: Mapping[str, str] | None = None) -> None:
         c = t.outbox.c
-        await self.conn.execute(
-            update(t.outbox)
-            .where(c.notice_id == notice_id)
-            .values(sent_at=at, attempts=c.attempts + 1, last_error=None, next_attempt_at=None)
-        )
+        values: dict[str, Any] = {"sent_at": at, "attempts": c.attempts + 1, "last_error": None}
+        values["next_attempt_at"] = None
+        if outcomes is not None:
+            values["recipient_outcomes"] = dict(outcomes)
+        await self.conn.execute(update(t.outbox).where(c.notice_id == notice_id).values(**values))
 
-    async def mark_failed(self, notice_id: str, error: str, next_attempt_at: datetime | None) -> None:
+    async def mark_failed(
+        self, notice_id: str, error: str, next_attempt_at: datetime, outcomes: Mapping[str, str] | None = None
+    ) -> None:
         c = t.outbox.c
-        await self.conn.execute(
-            update(t.outbox)
-            .where(c.notice_id == notice_id)
-            .values(attempts=c.attempts + 1, last_error=error, next_attempt_at=next_attempt_at)
+        values: dict[str, Any] = {"attempts": c.attempts + 1, "last_error": error, "next_attempt_at": next_attempt_at}
+        if outcomes is not None:
+            values["recipient_outcomes"] = dict(outcomes)
+        await self.conn.execute(update(t.outbox).where(c.notice_id == notice_id).values(**values))
+
+    async def unsent_since(self, before: datetime, limit: int) -> list[Notice]:
+        c = t.outbox.c
+        query = (
+            select(t.outbox)
+            .where(c.sent_at.is_(None), c.created_at <= before)
+            .order_by(c.created_at, c.notice_id)
+            .limit(limit)
         )
+        return [_notice(row) for row in await self.conn.execute(query)]
+
+    async def undeliverable(self, limit: int) -> list[Notice]:
+        # Few rows have outcomes other than "delivered": read the rows with any and filter here (JSON queries
+        # differ between the two databases).
+        c = t.outbox.c
+        query = select(t.outbox).where(c.recipient_outcomes.is_not(None)).order_by(c.created_at.desc())
+        found = [n for n in (_notice(row) for row in await self.conn.execute(query)) if n.undeliverable]
+        return found[:limit]
 
     async def counts(self) -> dict[str, int]:
         c = t.outbox.c
@@ -809,6 +830,14 @@ class _Leases(_Sql):
         c = t.job_lease.c
         await self.conn.execute(
             update(t.job_lease).where(c.job == job, c.slot == slot, c.holder == holder).values(done_at=at)
+        )
+
+    async def release(self, job: str, holder: str, at: datetime) -> None:
+        c = t.job_lease.c
+        await self.conn.execute(
+            update(t.job_lease)
+            .where(c.job == job, c.holder == holder, c.done_at.is_(None))
+            .values(held_until=at - timedelta(seconds=1))
         )
 
     async def states(self) -> list[LeaseState]:
