@@ -16,6 +16,7 @@ import click
 
 from safety_monitor.adapters.ctcae_criteria import CriteriaFileError, load_criteria
 from safety_monitor.adapters.sdtm_files import SdtmFileError, is_xport, read_xport_table
+from safety_monitor.domain.baselines import baseline_from_change
 from safety_monitor.domain.ctcae import (
     SUPERSEDED_BY_24H,
     BaselineCandidate,
@@ -27,10 +28,12 @@ from safety_monitor.domain.ctcae import (
     grade_ordinal,
     is_baseline_high,
     is_below_normal,
+    unit_key,
 )
 from safety_monitor.domain.dates import InvalidDate, PartialDate
 from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import MessageType
+from safety_monitor.domain.plausibility import TypoScreen, typo_screen
 
 REQUIRED_COLUMNS = ("USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBSTNRLO", "LBSTNRHI")
 # admiral's ADaM names for the derived grades, plus our reason column (blank grade = cannot grade).
@@ -51,8 +54,9 @@ class InputError(click.ClickException):
 @dataclass(frozen=True, slots=True)
 class _Baseline:
     value: float
-    unit: str
+    unit: tuple[str, float]  # unit_key: a baseline in an exactly equivalent unit is used
     high: bool | None
+    shown: str  # the unit as read, folded (for the note when it cannot be used)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,8 @@ class _Columns:
     spec: int
     text: int
     first_dose: int
+    chg: int
+    pchg: int
 
     @classmethod
     def of(cls, header: Sequence[str], path: str) -> _Columns:
@@ -80,7 +86,7 @@ class _Columns:
             raise InputError(
                 f"{path}: missing required column(s) {', '.join(missing)}; "
                 f"expected SDTM LB columns {', '.join(REQUIRED_COLUMNS)} "
-                "(optional: LBDTC, LBBLFL, LBNRIND, LBSPEC, LBSTRESC, RFXSTDTC, BASE, BNRIND)"
+                "(optional: LBDTC, LBBLFL, LBNRIND, LBSPEC, LBSTRESC, RFXSTDTC, BASE, BNRIND, CHG, PCHG)"
             )
 
         def at(name: str) -> int:
@@ -101,6 +107,8 @@ class _Columns:
             spec=at("LBSPEC"),
             text=at("LBSTRESC"),
             first_dose=at("RFXSTDTC"),
+            chg=at("CHG"),
+            pchg=at("PCHG"),
         )
 
     @property
@@ -228,7 +236,15 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
     candidates: list[BaselineCandidate[_Baseline]] = []
     first_dose: dict[str, date] = {}
     proteinuria = criteria.ordinal_for("Proteinuria")
-    urine_units = {u.casefold() for c in criteria.for_term("Proteinuria") if not c.is_ordinal for u in c.units}
+    urine_24h = [c for c in criteria.for_term("Proteinuria") if not c.is_ordinal]
+    is_24h_unit: dict[str, bool] = {}  # LBSTRESU as read -> a 24-hour urine protein unit
+
+    def urine_24h_unit(unit: str) -> bool:
+        known = is_24h_unit.get(unit)
+        if known is None:
+            known = is_24h_unit[unit] = any(c.accepts_unit(unit) for c in urine_24h)
+        return known
+
     folded: dict[str, tuple[str, bool]] = {}  # raw LBTESTCD -> (stripped upper case, informs others), per spelling
     ti, bi, di, fi = cols.test, cols.blfl, cols.dtc, cols.first_dose
     for line, row, _ in records:
@@ -259,7 +275,7 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
             and proteinuria is not None
             and dtc
             and row[cols.value].strip()
-            and row[cols.unit].strip().casefold() in urine_units
+            and urine_24h_unit(row[cols.unit])
         ):
             ctx.urine_24h_days.add((subject, dtc[:10]))
         if not derive:
@@ -277,7 +293,8 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
             continue
         uln = _number(row[cols.uln].strip(), "LBSTNRHI", source, line)
         nrind = row[cols.nrind] if cols.nrind >= 0 else None
-        item = _Baseline(value, row[cols.unit].strip().casefold(), is_baseline_high(nrind, value, uln))
+        raw_unit = row[cols.unit]
+        item = _Baseline(value, unit_key(raw_unit), is_baseline_high(nrind, value, uln), raw_unit.strip().casefold())
         collected = _date(dtc, "LBDTC", source, line) if dtc else None
         candidates.append(BaselineCandidate(subject, test, flagged, collected, item))
     if derive:
@@ -306,7 +323,8 @@ class _Plan:
     test: str  # LBTESTCD stripped, upper case
     unit: str  # LBSTRESU as given (calcium correction reads it), stripped, and folded for baseline matching
     unit_shown: str
-    unit_folded: str
+    unit_key: tuple[str, float]  # baselines in an exactly equivalent unit are used
+    screen: TypoScreen | None  # flags results implausible in a typo-prone unit (platelets 5 in 10^3/mL)
     low: _Side | None
     high: _Side | None
     calcium: bool
@@ -350,7 +368,8 @@ def _plan(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str = "") -
         test=test,
         unit=raw_unit,
         unit_shown=raw_unit.strip(),
-        unit_folded=raw_unit.strip().casefold(),
+        unit_key=unit_key(raw_unit),
+        screen=typo_screen(terms, unit),
         low=low,
         high=high,
         calcium=test == "CA",
@@ -365,7 +384,8 @@ def _row_grader(cols: _Columns, ctx: _Context, source: _Source) -> Callable[[lis
     It returns the output cells added to the record, as CSV text: ",ATOXDSCL,ATOXGRL,ATOXDSCH,ATOXGRH,ATOXRSN\\n".
     """
     vi, li, hi, si, ti = cols.value, cols.lln, cols.uln, cols.subject, cols.text
-    di, base_i, bnr_i = cols.dtc, cols.base, cols.bnrind
+    di, base_i, bnr_i, chg_i, pchg_i = cols.dtc, cols.base, cols.bnrind, cols.chg, cols.pchg
+    has_change = chg_i >= 0 or pchg_i >= 0
     baselines, albumin_of, ft4_low, urine_24h_days = ctx.baselines, ctx.albumin, ctx.ft4_low, ctx.urine_24h_days
 
     def side_cells(
@@ -430,15 +450,24 @@ def _row_grader(cols: _Columns, ctx: _Context, source: _Source) -> Callable[[lis
         if base_i >= 0:
             # ADaM BASE / BNRIND supplied by the caller win over any derivation.
             base = _number(row[base_i].strip(), "BASE", source, number)
-            if base is not None:
-                base_high = is_baseline_high(row[bnr_i] if bnr_i >= 0 else None, base, uln)
+        if base is None and has_change and value is not None:
+            # No BASE on the row: the caller's CHG / PCHG imply it (ADaM; admiral grades fibrinogen on PCHG).
+            chg = _number(row[chg_i].strip(), "CHG", source, number) if chg_i >= 0 else None
+            pchg = _number(row[pchg_i].strip(), "PCHG", source, number) if pchg_i >= 0 else None
+            base = baseline_from_change(value, chg, pchg)
+        if base is not None:
+            base_high = is_baseline_high(row[bnr_i] if bnr_i >= 0 else None, base, uln)
         elif baselines:
             found = baselines.get((subject, plan.test))
             if found is not None:
-                if found.unit == plan.unit_folded:
+                if found.unit == plan.unit_key:
                     base, base_high = found.value, found.high
                 else:
-                    notes.append(f"baseline unit {found.unit!r} differs from {plan.unit_shown!r}: baseline not used")
+                    notes.append(f"baseline unit {found.shown!r} differs from {plan.unit_shown!r}: baseline not used")
+        if plan.screen is not None:
+            caution = plan.screen.caution(value)
+            if caution:
+                notes.append(caution)
         dtc = row[di].strip() if di >= 0 and plan.needs_dtc else ""
         if plan.calcium and value is not None:
             albumin = albumin_of.get((subject, dtc)) if dtc else None
@@ -542,7 +571,8 @@ def grade_labs(input_file: Path, output: Path | None, ctcae_version: str) -> Non
     INPUT is a CSV file or, when its name ends in .xpt, a SAS transport (XPORT v5) file, with SDTM LB
     columns USUBJID, LBTESTCD, LBSTRESN, LBSTRESU, LBSTNRLO, LBSTNRHI; optional LBDTC, LBBLFL, LBNRIND,
     LBSPEC, LBSTRESC (urine dipstick) and RFXSTDTC (first dose: baseline = last value on or before it when no
-    record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the baseline instead.
+    record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the baseline instead; a
+    row without BASE but with CHG or PCHG uses the baseline they imply (BASE = AVAL - CHG, or AVAL / (1 + PCHG/100)).
     XPORT numbers are written as SDTM shows them (100, not 100.0; missing = blank), SAS dates as ISO 8601.
     Output: every input column plus ATOXDSCL, ATOXGRL, ATOXDSCH, ATOXGRH (blank grade = cannot grade) and
     ATOXRSN (why a grade is missing or provisional). Unknown test codes pass through ungraded.

@@ -12,6 +12,7 @@ from typing import Generic, Literal, TypeVar
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import NO_CONTEXT, Graded, GradeResult, NotGradable
 from safety_monitor.domain.messages import Finding, MessageType
+from safety_monitor.domain.units import lookup
 
 Op = Literal["<", "<=", ">", ">="]
 Reference = Literal["lln", "uln", "baseline"]
@@ -87,7 +88,7 @@ class Criterion:
     term: str
     direction: Direction
     unit_system: UnitSystem
-    units: tuple[str, ...]  # accepted units, matched case-insensitively; empty for UnitSystem.ANY
+    units: tuple[str, ...]  # the units CTCAE states it in; their exact equivalents (domain/units.py) are accepted
     inputs: tuple[Input, ...]
     required: tuple[Input, ...]  # checked before the walk: any missing one means "cannot grade"
     rules: tuple[GradeRule, ...]  # walked in order; the first clause that holds gives the grade
@@ -97,7 +98,7 @@ class Criterion:
     rules_if_baseline_high: tuple[GradeRule, ...] = ()
     ordinal: Mapping[str, int] | None = None  # result text (upper case) -> grade, for semi-quantitative tests
     precision_decimals: int = 6
-    _units_folded: frozenset[str] = field(init=False, repr=False, compare=False)
+    _unit_keys: frozenset[tuple[str, float]] = field(init=False, repr=False, compare=False)
     _compiled: tuple[_Compiled, ...] = field(init=False, repr=False, compare=False)
     _compiled_high: tuple[_Compiled, ...] = field(init=False, repr=False, compare=False)
     _required_refs: tuple[int, ...] = field(init=False, repr=False, compare=False)
@@ -105,7 +106,7 @@ class Criterion:
     def __post_init__(self) -> None:
         required_refs = tuple(_REF_INDEX[name] for name in self.required if name in _REF_INDEX)
         object.__setattr__(self, "_required_refs", required_refs)
-        object.__setattr__(self, "_units_folded", frozenset(u.strip().casefold() for u in self.units))
+        object.__setattr__(self, "_unit_keys", frozenset(unit_key(u) for u in self.units))
         object.__setattr__(self, "_compiled", _compile(self.rules, self.precision_decimals))
         object.__setattr__(self, "_compiled_high", _compile(self.rules_if_baseline_high, self.precision_decimals))
 
@@ -116,7 +117,16 @@ class Criterion:
     def accepts_unit(self, unit: str | None) -> bool:
         if self.unit_system is UnitSystem.ANY:
             return True
-        return unit is not None and unit.strip().casefold() in self._units_folded
+        return unit is not None and unit_key(unit) in self._unit_keys
+
+
+def unit_key(unit: str) -> tuple[str, float]:
+    """What exactly equivalent spellings of a unit share: the unit table's (canonical, factor); a spelling the
+    table does not know matches only itself (case-insensitively)."""
+    known = lookup(unit)
+    if known is None:
+        return ("spelled " + unit.strip().casefold(), 1.0)
+    return known.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +139,8 @@ class TestCodeTerms:
     high: str | None
     specimens: frozenset[str] = frozenset()  # when non-empty, a known specimen outside it is not graded
     specimen_required: bool = False  # grade only when the specimen is known to be one of `specimens`
+    plausible_min: float | None = None  # lowest plausible result, in `plausible_unit` (a screen, not CTCAE)
+    plausible_unit: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ class Graded:
     ctcae_version: str
     provisional: bool = False  # value-only grade; CTCAE needs clinical context to confirm it
     note: str = ""
+    caution: str = ""  # a doubt about the input a person must check with the site (a likely unit typo)
 
 
 @dataclass(frozen=True, slots=True)
