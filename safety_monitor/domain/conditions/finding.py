@@ -155,9 +155,12 @@ class FindingCondition:
         for test in self.value_tests:
             if test.holds(finding, baseline) is not True:
                 return None
+        # A doubt about the input (a likely unit typo) travels into the alert: the grade is as sent.
+        caution = next((g.caution for g in grades if isinstance(g, Graded) and g.caution), "")
         if graded is not None:
             reasons = [f"{graded.term} grade {graded.grade}{' (provisional)' if graded.provisional else ''}"]
             reasons += [t.describe() for t in self.value_tests]
+            reasons += [caution.upper()[:1] + caution[1:]] if caution else []
             return FindingMatch(graded.term, graded.grade, graded.provisional, "; ".join(reasons))
         # A value-only condition: the alert is about the test; its grade is the worst CTCAE grade known for it.
         known = [g for g in grades if isinstance(g, Graded)]
@@ -166,5 +169,5 @@ class FindingCondition:
             self.term or (top.term if top else finding.test_code),
             top.grade if top else 0,
             top.provisional if top else False,
-            "; ".join(t.describe() for t in self.value_tests),
+            "; ".join([*(t.describe() for t in self.value_tests), *([caution] if caution else [])]),
         )
