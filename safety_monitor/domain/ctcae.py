@@ -170,7 +170,9 @@ class CriteriaSet:
             return NotGradable(term, f"{term} has no numeric criterion", self.ctcae_version)
         shown = "no unit" if unit is None or not unit.strip() else f"unit {unit.strip()}"
         return NotGradable(
-            term, f"{shown} not accepted for {term} (accepted: {', '.join(accepted)})", self.ctcae_version
+            term,
+            f"{shown} not accepted for {term} (accepted: {', '.join(accepted)}, or an exact equivalent)",
+            self.ctcae_version,
         )
 
     def ordinal_for(self, term: str) -> Criterion | None:
@@ -278,7 +280,10 @@ def grade_value(
         return NotGradable(term, "no numeric result", version)
     if not criterion.accepts_unit(unit):
         shown = "no unit" if unit is None or not unit.strip() else f"unit {unit.strip()}"
-        return NotGradable(term, f"{shown} not accepted for {term} (accepted: {', '.join(criterion.units)})", version)
+        accepted = ", ".join(criterion.units)
+        return NotGradable(
+            term, f"{shown} not accepted for {term} (accepted: {accepted}, or an exact equivalent)", version
+        )
     return grade_selected(criterion, value, lln, uln, baseline, baseline_high)
 
 

@@ -77,19 +77,19 @@ async def _same_day(
     if not by_day:
         return by_day, []
     new_numeric = {k for k, fs in by_day.items() if any(f.value is not None for f in fs)}
-    keys_by_day: dict[date, set[TestKey]] = defaultdict(set)
-    for key, day in list(by_day):
-        keys_by_day[day].add(key)
+    wanted = set(by_day)
+    days = [day for _, day in wanted]
+    # One read for the batch: these tests' stored results between its first and last day, kept when on a day wanted.
+    window = {"collected_from": min(days).isoformat(), "collected_before": (max(days) + timedelta(days=1)).isoformat()}
     stale: list[StoredFinding] = []
-    for day, keys in sorted(keys_by_day.items()):
-        window = {"collected_from": day.isoformat(), "collected_before": (day + timedelta(days=1)).isoformat()}
-        for stored in await uow.findings.history(keys, **window):
-            f = stored.finding
-            if f.envelope.msg_id in batch_ids or f.collected_at.as_date() != day:
-                continue
-            by_day[(test_key(f), day)].append(f)
-            if _is_character(f) and (test_key(f), day) in new_numeric:
-                stale.append(stored)
+    for stored in await uow.findings.history({key for key, _ in wanted}, **window):
+        f = stored.finding
+        day = f.collected_at.as_date()
+        if f.envelope.msg_id in batch_ids or day is None or (test_key(f), day) not in wanted:
+            continue
+        by_day[(test_key(f), day)].append(f)
+        if _is_character(f) and (test_key(f), day) in new_numeric:
+            stale.append(stored)
     return by_day, stale
 
 
