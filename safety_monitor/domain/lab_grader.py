@@ -124,7 +124,7 @@ class CtcaeGrader:
         base_value: float | None = None
         base_high: bool | None = None
         if baseline is not None and baseline.value is not None:
-            if equivalent(baseline.unit or "", finding.unit or ""):
+            if equivalent(baseline.unit, finding.unit):
                 base_value = baseline.value
                 base_high = is_baseline_high(baseline.normal_range_indicator, baseline.value, baseline.uln)
             else:

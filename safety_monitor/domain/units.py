@@ -83,11 +83,12 @@ def lookup(spelling: str | None) -> Unit | None:
 
 
 def equivalent(first: str | None, second: str | None) -> bool:
-    """Whether two spellings are the same unit exactly (same canonical form and factor)."""
+    """Whether two spellings are the same unit exactly (same canonical form and factor); case and blanks aside."""
     a, b = lookup(first), lookup(second)
-    if a is None or b is None:
-        return first is not None and second is not None and first.strip().casefold() == second.strip().casefold()
-    return a.key == b.key
+    if a is not None and b is not None:
+        return a.key == b.key
+    # A spelling the table does not know (U/L, ratios, none at all) is only ever the same as itself.
+    return (first or "").strip().casefold() == (second or "").strip().casefold()
 
 
 def spellings_of(key: tuple[str, float]) -> tuple[str, ...]:

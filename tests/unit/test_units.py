@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from safety_monitor.domain import units
+from safety_monitor.domain.conditions.finding import Comparison, ValueTest
+from safety_monitor.domain.dates import PartialDate
+from safety_monitor.domain.messages import Envelope, Finding, MessageType
 
 
 @pytest.mark.parametrize(
@@ -50,3 +55,15 @@ def test_spellings_of_lists_every_spelling_of_one_unit() -> None:
     spellings = units.spellings_of(("/uL", 1.0))
     assert {"/uL", "1/uL", "/mm3", "cells/mm3", "10^3/mL"} <= set(spellings)
     assert "10^9/L" not in spellings
+
+
+@pytest.mark.parametrize(
+    ("unit", "holds"),
+    [("10^9/L", True), ("10^3/uL", True), ("10*9/L", True), ("/uL", None), ("10^3/mL", None), (None, None)],
+)
+def test_rule_value_tests_compare_in_exactly_equivalent_units_only(unit: str | None, holds: bool | None) -> None:
+    # A rule's "value_below: 50 10^9/L" compares a count sent in 10^3/uL (the same unit); a count in /uL is a
+    # thousand times another number and is not compared ("cannot compare" never matches).
+    envelope = Envelope("m1", MessageType.LB, datetime(2026, 4, 1, tzinfo=UTC), "012", 1, "ST", "S1")
+    finding = Finding(envelope, "PLAT", 40.0, unit, PartialDate.parse("2026-04-01"), False)
+    assert ValueTest(Comparison.VALUE_BELOW, 50, "10^9/L").holds(finding) is holds

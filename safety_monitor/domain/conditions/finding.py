@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from safety_monitor.domain.grading import Graded, GradeResult
 from safety_monitor.domain.messages import Finding, MessageType
+from safety_monitor.domain.units import equivalent
 
 # Comparisons are made at 6 decimal places, as the CTCAE interpreter does (domain/ctcae.py): a value exactly at a
 # cut point (ALT exactly 3 x ULN) meets ">= 3 x ULN" whatever the binary error of 3 * ULN.
@@ -41,7 +42,9 @@ class ValueTest:
 
     comparison: Comparison
     limit: float = 0.0
-    unit: str | None = None  # required for absolute comparisons: a result in another unit is not compared
+    unit: str | None = (
+        None  # required for absolute comparisons: a result in a unit not exactly equivalent is not compared
+    )
 
     def holds(self, finding: Finding, baseline: Finding | None = None) -> bool | None:
         """True / False, or None when it cannot be decided (no value, no ULN, no baseline, another unit)."""
@@ -57,7 +60,7 @@ class ValueTest:
         if value is None:
             return None
         if c in ABSOLUTE:
-            if self.unit is None or (finding.unit or "").strip().casefold() != self.unit.casefold():
+            if self.unit is None or not equivalent(finding.unit, self.unit):
                 return None
             reference = self.limit
         elif c in (Comparison.X_ULN_AT_LEAST, Comparison.X_ULN_ABOVE, Comparison.X_ULN_BELOW):
@@ -67,7 +70,7 @@ class ValueTest:
         else:
             if baseline is None or baseline.value is None:
                 return None
-            if (baseline.unit or "").strip().casefold() != (finding.unit or "").strip().casefold():
+            if not equivalent(baseline.unit, finding.unit):
                 return None
             if c is Comparison.X_BASELINE_AT_LEAST:
                 reference = self.limit * baseline.value
