@@ -21,8 +21,6 @@ from safety_monitor.domain.messages import Finding, MessageType
 from safety_monitor.domain.plausibility import TypoScreen, typo_screen
 from safety_monitor.domain.units import equivalent
 
-_NO_SCREEN = TypoScreen("", "", 0.0, 0.0, "", 1.0, "", 1.0)  # cache sentinel: "not looked up yet"
-
 
 class CtcaeGrader:
     """FindingGrader for labs and ECG (hypertension from vital signs stays in grading.BloodPressureGrader)."""
@@ -173,9 +171,9 @@ class CtcaeGrader:
         if terms is None or finding.value is None:
             return ""
         key = (terms.test_code, (finding.unit or "").strip().casefold())
-        screen = self._screens.get(key, _NO_SCREEN)
-        if screen is _NO_SCREEN:
-            screen = self._screens[key] = typo_screen(terms, finding.unit)
+        if key not in self._screens:
+            self._screens[key] = typo_screen(terms, finding.unit)
+        screen = self._screens[key]
         return screen.caution(finding.value) if screen is not None else ""
 
 
