@@ -424,8 +424,10 @@ def grade_labs(input_file: Path, output: Path | None, ctcae_version: str) -> Non
     record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the baseline instead; a
     row without BASE but with CHG or PCHG uses the baseline they imply (BASE = AVAL - CHG, or AVAL / (1 + PCHG/100)).
     XPORT numbers are written as SDTM shows them (100, not 100.0; missing = blank), SAS dates as ISO 8601.
+    Units: any exact equivalent of the unit CTCAE states is graded (1/uL and 10^3/mL as /mm3, 10^3/uL as
+    10^9/L); a count in 10^3/mL too low to be real is graded as sent and flagged in ATOXRSN.
     Output: every input column plus ATOXDSCL, ATOXGRL, ATOXDSCH, ATOXGRH (blank grade = cannot grade) and
-    ATOXRSN (why a grade is missing or provisional). Unknown test codes pass through ungraded.
+    ATOXRSN (why a grade is missing, provisional or to be checked). Unknown test codes pass through ungraded.
     """
     try:
         criteria = load_criteria(ctcae_version)
