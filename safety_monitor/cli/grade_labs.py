@@ -57,7 +57,7 @@ class _Baseline:
     value: float
     unit: tuple[str, float]  # unit_key: a baseline in an exactly equivalent unit is used
     high: bool | None
-    shown: str  # the unit as read, folded (for the note when it cannot be used)
+    shown: str  # the unit as read (for the note when it cannot be used)
 
 
 # --- pass 1: context ----------------------------------------------------------------------------------------
@@ -88,6 +88,7 @@ def _scan(records: Iterable[Record], cols: LabColumns, criteria: CriteriaSet, so
     proteinuria = criteria.ordinal_for("Proteinuria")
     urine_24h = [c for c in criteria.for_term("Proteinuria") if not c.is_ordinal]
     is_24h_unit: dict[str, bool] = {}  # LBSTRESU as read -> a 24-hour urine protein unit
+    unit_keys: dict[str, tuple[str, float]] = {}  # LBSTRESU as read -> unit_key
 
     def urine_24h_unit(unit: str) -> bool:
         known = is_24h_unit.get(unit)
@@ -144,7 +145,10 @@ def _scan(records: Iterable[Record], cols: LabColumns, criteria: CriteriaSet, so
         uln = number_cell(row[cols.uln].strip(), "LBSTNRHI", source, line)
         nrind = row[cols.nrind] if cols.nrind >= 0 else None
         raw_unit = row[cols.unit]
-        item = _Baseline(value, unit_key(raw_unit), is_baseline_high(nrind, value, uln), raw_unit.strip().casefold())
+        key = unit_keys.get(raw_unit)
+        if key is None:
+            key = unit_keys[raw_unit] = unit_key(raw_unit)
+        item = _Baseline(value, key, is_baseline_high(nrind, value, uln), raw_unit)
         collected = date_cell(dtc, "LBDTC", source, line) if dtc else None
         candidates.append(BaselineCandidate(subject, test, flagged, collected, item))
     if derive:
@@ -313,7 +317,8 @@ def _row_grader(cols: LabColumns, ctx: _Context, source: RecordSource) -> Callab
                 if found.unit == plan.unit_key:
                     base, base_high = found.value, found.high
                 else:
-                    notes.append(f"baseline unit {found.shown!r} differs from {plan.unit_shown!r}: baseline not used")
+                    shown = found.shown.strip().casefold()
+                    notes.append(f"baseline unit {shown!r} differs from {plan.unit_shown!r}: baseline not used")
         if plan.screen is not None:
             caution = plan.screen.caution(value)
             if caution:
