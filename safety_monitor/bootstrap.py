@@ -20,8 +20,8 @@ from safety_monitor.adapters.sql.database import (
 )
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.templates import TemplateRenderer
-from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
+from safety_monitor.domain.lab_grader import CtcaeGrader
 from safety_monitor.domain.routing import Routing
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset

@@ -242,6 +242,9 @@ class LbMessage(_Envelope):
     LBDTC: SdtmDate
     VISIT: Code | None = None
     LBSPEC: Upper | None = None
+    LBSTRESC: Code | None = Field(
+        default=None, description='Character result in standard format, e.g. a urine dipstick "2+" (LBSTRESN null).'
+    )
 
     def to_domain(self) -> Finding:
         return Finding(
@@ -256,6 +259,7 @@ class LbMessage(_Envelope):
             normal_range_indicator=self.LBNRIND,
             visit=self.VISIT,
             specimen=self.LBSPEC,
+            result_text=self.LBSTRESC,
         )
 
 

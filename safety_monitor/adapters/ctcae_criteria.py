@@ -22,8 +22,10 @@ from safety_monitor.domain.ctcae import (
     TestCodeTerms,
     Threshold,
     UnitSystem,
+    unit_key,
 )
 from safety_monitor.domain.messages import MessageType
+from safety_monitor.domain.units import lookup
 
 DATA_PACKAGE = "safety_monitor.data"
 # Adding CTCAE v6.0 is a data change: drop ctcae_v6.json beside this one and add a line here.
@@ -57,7 +59,7 @@ _RULE_KEYS = {
 }
 _COND_KEYS = {"op", "value", "factor", "of", "plus"}
 _TOP_KEYS = {"ctcae_version", "about", "precision_decimals", "criteria", "test_codes"}
-_TEST_KEYS = {"test_code", "domain", "low", "high", "specimens", "specimen_required"}
+_TEST_KEYS = {"test_code", "domain", "low", "high", "specimens", "specimen_required", "plausible_min"}
 
 
 class CriteriaFileError(ValueError):
@@ -162,6 +164,13 @@ def _parse_record(index: int, raw: object, version: str, digits: int, errors: li
         errors.append(f"{where}: unit_system 'any' takes no units (it applies whatever the unit)")
     elif unit_system in (UnitSystem.SI, UnitSystem.CONVENTIONAL) and not units:
         errors.append(f'{where}: unit_system {unit_system.value} needs the accepted units, e.g. ["mmol/L"]')
+    else:
+        for unit in units:
+            if lookup(unit) is None:
+                errors.append(
+                    f"{where}: unit {unit!r} is not in the unit table (safety_monitor/domain/units.py): "
+                    "add it there with its canonical form and exact factor"
+                )
     inputs = _inputs(raw.get("inputs"), f"{where}: inputs", errors)
     required = _inputs(raw.get("required", ["value"]), f"{where}: required", errors)
     for name in required:
@@ -361,6 +370,7 @@ def _parse_test_codes(raw: object, terms: set[str], errors: list[str]) -> dict[s
         if not isinstance(required, bool) or (required and not specimens):
             errors.append(f"{here}: specimen_required must be true/false and needs specimens")
             required = False
+        plausible_min, plausible_unit = _plausible(item.get("plausible_min"), here, errors)
         key = code.strip().upper()
         if key in table:
             errors.append(f"{here}: test code listed twice")
@@ -371,17 +381,43 @@ def _parse_test_codes(raw: object, terms: set[str], errors: list[str]) -> dict[s
             high=high if isinstance(high, str) else None,
             specimens=frozenset(s.strip().upper() for s in specimens),
             specimen_required=required,
+            plausible_min=plausible_min,
+            plausible_unit=plausible_unit,
         )
     return table
 
 
+def _plausible(raw: object, where: str, errors: list[str]) -> tuple[float | None, str]:
+    """`{"value": 1000, "unit": "/uL", "comment": "..."}`: the lowest plausible result (a unit-typo screen)."""
+    if raw is None:
+        return None, ""
+    hint = 'plausible_min must be {"value": <number > 0>, "unit": <a unit of the unit table>, "comment": <why>}'
+    if not isinstance(raw, dict) or set(raw) != {"value", "unit", "comment"}:
+        errors.append(f"{where}: {hint}")
+        return None, ""
+    value, unit, comment = raw["value"], raw["unit"], raw["comment"]
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or value <= 0
+        or not isinstance(unit, str)
+        or lookup(unit) is None
+        or not isinstance(comment, str)
+        or not comment.strip()
+    ):
+        errors.append(f"{where}: {hint}")
+        return None, ""
+    return float(value), unit
+
+
 def _check_duplicates(criteria: Sequence[Criterion], errors: list[str]) -> None:
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, object], str] = {}
     for crit in criteria:
         for unit in crit.units or ("(any)",):
-            key = (crit.term, unit.strip().casefold())
+            key: tuple[str, object] = (crit.term, unit_key(unit))
             if crit.is_ordinal:
                 key = (crit.term, "(ordinal)")
             if key in seen:
-                errors.append(f"{crit.term}: unit {unit} is accepted by two records; a unit must pick one record")
-            seen[key] = crit.term
+                same = "" if seen[key] == unit else f" (the same unit as {seen[key]}, domain/units.py)"
+                errors.append(f"{crit.term}: unit {unit}{same} is accepted by two records; a unit must pick one record")
+            seen[key] = unit

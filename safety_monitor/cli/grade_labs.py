@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
@@ -16,6 +15,19 @@ import click
 
 from safety_monitor.adapters.ctcae_criteria import CriteriaFileError, load_criteria
 from safety_monitor.adapters.sdtm_files import SdtmFileError, is_xport, read_xport_table
+from safety_monitor.cli.lab_records import (
+    InputError,
+    LabColumns,
+    LastWrite,
+    Record,
+    RecordSource,
+    csv_cell,
+    csv_header,
+    csv_records,
+    date_cell,
+    number_cell,
+)
+from safety_monitor.domain.baselines import baseline_from_change
 from safety_monitor.domain.ctcae import (
     SUPERSEDED_BY_24H,
     BaselineCandidate,
@@ -27,179 +39,25 @@ from safety_monitor.domain.ctcae import (
     grade_ordinal,
     is_baseline_high,
     is_below_normal,
+    unit_key,
 )
-from safety_monitor.domain.dates import InvalidDate, PartialDate
 from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import MessageType
+from safety_monitor.domain.plausibility import TypoScreen, typo_screen
 
-REQUIRED_COLUMNS = ("USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBSTNRLO", "LBSTNRHI")
 # admiral's ADaM names for the derived grades, plus our reason column (blank grade = cannot grade).
 OUTPUT_COLUMNS = ("ATOXDSCL", "ATOXGRL", "ATOXDSCH", "ATOXGRH", "ATOXRSN")
 _FT4_CODES = frozenset({"FT4", "T4FR"})  # free thyroxine: flags a raised TSH with a low FT4 of the same draw
 _CONTEXT_TESTS = frozenset({"ALB", "PROT", *_FT4_CODES})  # records that inform other records' grades
 _FLUSH_EVERY = 4096  # output rows joined into one write
 
-# (line or record number, cells, the CSV line as read without its terminator or None when it must be
-# re-quoted): what both passes iterate over.
-_Record = tuple[int, list[str], str | None]
-
-
-class InputError(click.ClickException):
-    """Bad input: the message names the file and, where it applies, the line (CSV) or record (XPORT)."""
-
 
 @dataclass(frozen=True, slots=True)
 class _Baseline:
     value: float
-    unit: str
+    unit: tuple[str, float]  # unit_key: a baseline in an exactly equivalent unit is used
     high: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Columns:
-    subject: int
-    test: int
-    value: int
-    unit: int
-    lln: int
-    uln: int
-    dtc: int
-    blfl: int
-    base: int
-    bnrind: int
-    nrind: int
-    spec: int
-    text: int
-    first_dose: int
-
-    @classmethod
-    def of(cls, header: Sequence[str], path: str) -> _Columns:
-        names = [h.strip().upper() for h in header]
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise InputError(
-                f"{path}: missing required column(s) {', '.join(missing)}; "
-                f"expected SDTM LB columns {', '.join(REQUIRED_COLUMNS)} "
-                "(optional: LBDTC, LBBLFL, LBNRIND, LBSPEC, LBSTRESC, RFXSTDTC, BASE, BNRIND)"
-            )
-
-        def at(name: str) -> int:
-            return names.index(name) if name in names else -1
-
-        return cls(
-            subject=at("USUBJID"),
-            test=at("LBTESTCD"),
-            value=at("LBSTRESN"),
-            unit=at("LBSTRESU"),
-            lln=at("LBSTNRLO"),
-            uln=at("LBSTNRHI"),
-            dtc=at("LBDTC"),
-            blfl=at("LBBLFL"),
-            base=at("BASE"),
-            bnrind=at("BNRIND"),
-            nrind=at("LBNRIND"),
-            spec=at("LBSPEC"),
-            text=at("LBSTRESC"),
-            first_dose=at("RFXSTDTC"),
-        )
-
-    @property
-    def derives_baselines(self) -> bool:
-        """Baselines come from LBBLFL or from RFXSTDTC + LBDTC, unless the caller gives ADaM BASE."""
-        return self.base < 0 and (self.blfl >= 0 or (self.first_dose >= 0 and self.dtc >= 0))
-
-
-@dataclass(frozen=True, slots=True)
-class _Source:
-    """Where records come from, for error messages: `<path>, line 12` (CSV) or `<path>, record 12` (XPORT)."""
-
-    path: str
-    unit: str
-
-    def at(self, number: int) -> str:
-        return f"{self.path}, {self.unit} {number}"
-
-
-def _number(raw: str, column: str, source: _Source, number: int) -> float | None:
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise InputError(f"{source.at(number)}: {column} {raw!r} is not a number") from None
-
-
-def _date(raw: str, column: str, source: _Source, number: int) -> PartialDate:
-    try:
-        return PartialDate.parse(raw)
-    except InvalidDate as exc:
-        raise InputError(f"{source.at(number)}: {column} {exc}") from None
-
-
-# --- reading ------------------------------------------------------------------------------------------------
-
-
-def _csv_header(handle: TextIO, source: _Source) -> tuple[list[str], int]:
-    """The header row and the number of physical lines it took."""
-    reader = csv.reader(handle)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise InputError(f"{source.at(reader.line_num)}: {exc}") from None
-    if not header:
-        raise InputError(f"{source.path}: empty file (no header row)")
-    return header, reader.line_num
-
-
-def _csv_records(path: Path, width: int, source: _Source) -> Iterator[_Record]:
-    """The data records of a CSV file, exactly as `csv.reader` (excel dialect) splits them, only faster.
-
-    A line without a double quote (or NUL) is one record whose cells are the line split at commas: that is
-    what csv.reader makes of it, and such cells need no quoting on output either, so the line is handed on
-    to be echoed as read. Any other line goes through csv.reader, which reads on through quoted line breaks.
-    """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        _, number = _csv_header(handle, source)
-        for line in handle:
-            number += 1
-            if '"' in line or "\0" in line:
-                reader = csv.reader(chain((line,), handle))
-                try:
-                    row = next(reader, [])
-                except csv.Error as exc:
-                    raise InputError(f"{source.at(number + reader.line_num - 1)}: {exc}") from None
-                number += reader.line_num - 1
-                body = None
-            else:
-                body = line.rstrip("\r\n")  # a line holds exactly one terminator: \n, \r\n or \r
-                if not body:
-                    continue  # a blank line: csv.reader yields [] for it
-                row = body.split(",")
-            if len(row) != width:
-                if not row:
-                    continue
-                raise InputError(f"{source.at(number)}: {len(row)} fields but the header has {width}")
-            yield number, row, body
-
-
-class _LastWrite:
-    """A csv.writer target keeping the one string each writerow() writes."""
-
-    __slots__ = ("text",)
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text = text
-        return len(text)
-
-
-def _csv_cell(text: str) -> str:
-    """`text` as csv.writer (QUOTE_MINIMAL, "\\n" line ends) writes a single cell."""
-    if "," in text or '"' in text or "\n" in text or "\r" in text:
-        return '"' + text.replace('"', '""') + '"'
-    return text
+    shown: str  # the unit as read (for the note when it cannot be used)
 
 
 # --- pass 1: context ----------------------------------------------------------------------------------------
@@ -215,12 +73,12 @@ class _Context:
     urine_24h_days: set[tuple[str, str]]
 
 
-def _needs_context(cols: _Columns) -> bool:
+def _needs_context(cols: LabColumns) -> bool:
     """Whether pass 1 can learn anything: baselines to derive, or same-draw context (which needs LBDTC)."""
     return cols.derives_baselines or cols.dtc >= 0
 
 
-def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, source: _Source) -> _Context:
+def _scan(records: Iterable[Record], cols: LabColumns, criteria: CriteriaSet, source: RecordSource) -> _Context:
     """Pass 1: only the records that inform other records' grades are parsed."""
     ctx = _Context({}, {}, set(), set())
     derive = cols.derives_baselines
@@ -228,7 +86,16 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
     candidates: list[BaselineCandidate[_Baseline]] = []
     first_dose: dict[str, date] = {}
     proteinuria = criteria.ordinal_for("Proteinuria")
-    urine_units = {u.casefold() for c in criteria.for_term("Proteinuria") if not c.is_ordinal for u in c.units}
+    urine_24h = [c for c in criteria.for_term("Proteinuria") if not c.is_ordinal]
+    is_24h_unit: dict[str, bool] = {}  # LBSTRESU as read -> a 24-hour urine protein unit
+    unit_keys: dict[str, tuple[str, float]] = {}  # LBSTRESU as read -> unit_key
+
+    def urine_24h_unit(unit: str) -> bool:
+        known = is_24h_unit.get(unit)
+        if known is None:
+            known = is_24h_unit[unit] = any(c.accepts_unit(unit) for c in urine_24h)
+        return known
+
     folded: dict[str, tuple[str, bool]] = {}  # raw LBTESTCD -> (stripped upper case, informs others), per spelling
     ti, bi, di, fi = cols.test, cols.blfl, cols.dtc, cols.first_dose
     for line, row, _ in records:
@@ -245,12 +112,12 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
         subject = row[cols.subject]
         dtc = row[di].strip() if di >= 0 else ""
         if test == "ALB" and dtc:
-            value = _number(row[cols.value].strip(), "LBSTRESN", source, line)
+            value = number_cell(row[cols.value].strip(), "LBSTRESN", source, line)
             if value is not None:
                 ctx.albumin[(subject, dtc)] = (value, row[cols.unit])
         elif test in _FT4_CODES and dtc:
-            value = _number(row[cols.value].strip(), "LBSTRESN", source, line)
-            lln = _number(row[cols.lln].strip(), "LBSTNRLO", source, line)
+            value = number_cell(row[cols.value].strip(), "LBSTRESN", source, line)
+            lln = number_cell(row[cols.lln].strip(), "LBSTNRLO", source, line)
             nrind = row[cols.nrind] if cols.nrind >= 0 else None
             if is_below_normal(nrind, value, lln):
                 ctx.ft4_low.add((subject, dtc))
@@ -259,7 +126,7 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
             and proteinuria is not None
             and dtc
             and row[cols.value].strip()
-            and row[cols.unit].strip().casefold() in urine_units
+            and urine_24h_unit(row[cols.unit])
         ):
             ctx.urine_24h_days.add((subject, dtc[:10]))
         if not derive:
@@ -267,18 +134,22 @@ def _scan(records: Iterable[_Record], cols: _Columns, criteria: CriteriaSet, sou
         if fi >= 0 and subject not in first_dose:
             raw_dose = row[fi].strip()
             if raw_dose:
-                dose = _date(raw_dose, "RFXSTDTC", source, line).as_date()
+                dose = date_cell(raw_dose, "RFXSTDTC", source, line).as_date()
                 if dose is not None:
                     first_dose[subject] = dose
         if not flagged and fi < 0:
             continue
-        value = _number(row[cols.value].strip(), "LBSTRESN", source, line)
+        value = number_cell(row[cols.value].strip(), "LBSTRESN", source, line)
         if value is None:
             continue
-        uln = _number(row[cols.uln].strip(), "LBSTNRHI", source, line)
+        uln = number_cell(row[cols.uln].strip(), "LBSTNRHI", source, line)
         nrind = row[cols.nrind] if cols.nrind >= 0 else None
-        item = _Baseline(value, row[cols.unit].strip().casefold(), is_baseline_high(nrind, value, uln))
-        collected = _date(dtc, "LBDTC", source, line) if dtc else None
+        raw_unit = row[cols.unit]
+        key = unit_keys.get(raw_unit)
+        if key is None:
+            key = unit_keys[raw_unit] = unit_key(raw_unit)
+        item = _Baseline(value, key, is_baseline_high(nrind, value, uln), raw_unit)
+        collected = date_cell(dtc, "LBDTC", source, line) if dtc else None
         candidates.append(BaselineCandidate(subject, test, flagged, collected, item))
     if derive:
         ctx.baselines = derive_baselines(candidates, first_dose)
@@ -306,7 +177,8 @@ class _Plan:
     test: str  # LBTESTCD stripped, upper case
     unit: str  # LBSTRESU as given (calcium correction reads it), stripped, and folded for baseline matching
     unit_shown: str
-    unit_folded: str
+    unit_key: tuple[str, float]  # baselines in an exactly equivalent unit are used
+    screen: TypoScreen | None  # flags results implausible in a typo-prone unit (platelets 5 in 10^3/mL)
     low: _Side | None
     high: _Side | None
     calcium: bool
@@ -336,21 +208,22 @@ def _plan(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str = "") -
         elif terms.specimen_required and specimen not in terms.specimens:
             allowed = ", ".join(sorted(terms.specimens)).lower()
             reason = f"specimen {specimen or 'unknown'}: graded on {allowed} only"
-            sides.append(_Side(term, _csv_cell(term), None, reason, None))
+            sides.append(_Side(term, csv_cell(term), None, reason, None))
         else:
             selected = criteria.select(term, unit)
             ordinal = criteria.ordinal_for(term)
             if isinstance(selected, Criterion):
-                sides.append(_Side(term, _csv_cell(term), selected, "", ordinal))
+                sides.append(_Side(term, csv_cell(term), selected, "", ordinal))
             else:
-                sides.append(_Side(term, _csv_cell(term), None, selected.reason, ordinal))
+                sides.append(_Side(term, csv_cell(term), None, selected.reason, ordinal))
     low, high = sides
     has_scale = any(side is not None and side.ordinal is not None for side in sides)
     return _Plan(
         test=test,
         unit=raw_unit,
         unit_shown=raw_unit.strip(),
-        unit_folded=raw_unit.strip().casefold(),
+        unit_key=unit_key(raw_unit),
+        screen=typo_screen(terms, unit),
         low=low,
         high=high,
         calcium=test == "CA",
@@ -359,13 +232,14 @@ def _plan(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str = "") -
     )
 
 
-def _row_grader(cols: _Columns, ctx: _Context, source: _Source) -> Callable[[list[str], int, _Plan], str]:
+def _row_grader(cols: LabColumns, ctx: _Context, source: RecordSource) -> Callable[[list[str], int, _Plan], str]:
     """The per-record grading step, with the column positions and context bound once.
 
     It returns the output cells added to the record, as CSV text: ",ATOXDSCL,ATOXGRL,ATOXDSCH,ATOXGRH,ATOXRSN\\n".
     """
     vi, li, hi, si, ti = cols.value, cols.lln, cols.uln, cols.subject, cols.text
-    di, base_i, bnr_i = cols.dtc, cols.base, cols.bnrind
+    di, base_i, bnr_i, chg_i, pchg_i = cols.dtc, cols.base, cols.bnrind, cols.chg, cols.pchg
+    has_change = chg_i >= 0 or pchg_i >= 0
     baselines, albumin_of, ft4_low, urine_24h_days = ctx.baselines, ctx.albumin, ctx.ft4_low, ctx.urine_24h_days
 
     def side_cells(
@@ -420,25 +294,35 @@ def _row_grader(cols: _Columns, ctx: _Context, source: _Source) -> Callable[[lis
             lln = float(raw_lln) if raw_lln else None
             uln = float(raw_uln) if raw_uln else None
         except ValueError:  # blanks with spaces, or real garbage: the careful path names the column and line
-            value = _number(raw_value.strip(), "LBSTRESN", source, number)
-            lln = _number(raw_lln.strip(), "LBSTNRLO", source, number)
-            uln = _number(raw_uln.strip(), "LBSTNRHI", source, number)
+            value = number_cell(raw_value.strip(), "LBSTRESN", source, number)
+            lln = number_cell(raw_lln.strip(), "LBSTNRLO", source, number)
+            uln = number_cell(raw_uln.strip(), "LBSTNRHI", source, number)
         subject = row[si]
         base: float | None = None
         base_high: bool | None = None
         notes: list[str] = []
         if base_i >= 0:
             # ADaM BASE / BNRIND supplied by the caller win over any derivation.
-            base = _number(row[base_i].strip(), "BASE", source, number)
-            if base is not None:
-                base_high = is_baseline_high(row[bnr_i] if bnr_i >= 0 else None, base, uln)
+            base = number_cell(row[base_i].strip(), "BASE", source, number)
+        if base is None and has_change and value is not None:
+            # No BASE on the row: the caller's CHG / PCHG imply it (ADaM; admiral grades fibrinogen on PCHG).
+            chg = number_cell(row[chg_i].strip(), "CHG", source, number) if chg_i >= 0 else None
+            pchg = number_cell(row[pchg_i].strip(), "PCHG", source, number) if pchg_i >= 0 else None
+            base = baseline_from_change(value, chg, pchg)
+        if base is not None:
+            base_high = is_baseline_high(row[bnr_i] if bnr_i >= 0 else None, base, uln)
         elif baselines:
             found = baselines.get((subject, plan.test))
             if found is not None:
-                if found.unit == plan.unit_folded:
+                if found.unit == plan.unit_key:
                     base, base_high = found.value, found.high
                 else:
-                    notes.append(f"baseline unit {found.unit!r} differs from {plan.unit_shown!r}: baseline not used")
+                    shown = found.shown.strip().casefold()
+                    notes.append(f"baseline unit {shown!r} differs from {plan.unit_shown!r}: baseline not used")
+        if plan.screen is not None:
+            caution = plan.screen.caution(value)
+            if caution:
+                notes.append(caution)
         dtc = row[di].strip() if di >= 0 and plan.needs_dtc else ""
         if plan.calcium and value is not None:
             albumin = albumin_of.get((subject, dtc)) if dtc else None
@@ -452,7 +336,7 @@ def _row_grader(cols: _Columns, ctx: _Context, source: _Source) -> Callable[[lis
         high = side_cells(plan.high, plan, row, value, lln, uln, base, base_high, subject, dtc, notes)
         if not notes:
             return f",{low},{high},\n"
-        return f",{low},{high},{_csv_cell(' | '.join(notes))}\n"
+        return f",{low},{high},{csv_cell(' | '.join(notes))}\n"
 
     return grade_row
 
@@ -469,33 +353,33 @@ def grade_labs_csv(path: Path, out: TextIO, criteria: CriteriaSet) -> int:
             header, rows = read_xport_table(path)
         except SdtmFileError as exc:
             raise InputError(str(exc)) from None
-        source = _Source(str(path), "record")
+        source = RecordSource(str(path), "record")
 
-        def records() -> Iterator[_Record]:
+        def records() -> Iterator[Record]:
             return ((number, row, None) for number, row in enumerate(rows, 1))
 
     else:
-        source = _Source(str(path), "line")
+        source = RecordSource(str(path), "line")
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            header, _ = _csv_header(handle, source)
+            header, _ = csv_header(handle, source)
         width = len(header)
 
-        def records() -> Iterator[_Record]:
-            return _csv_records(path, width, source)
+        def records() -> Iterator[Record]:
+            return csv_records(path, width, source)
 
     return _grade_records(header, records, out, criteria, source)
 
 
 def _grade_records(
     header: list[str],
-    records: Callable[[], Iterable[_Record]],
+    records: Callable[[], Iterable[Record]],
     out: TextIO,
     criteria: CriteriaSet,
-    source: _Source,
+    source: RecordSource,
 ) -> int:
-    cols = _Columns.of(header, source.path)
+    cols = LabColumns.of(header, source.path)
     ctx = _scan(records(), cols, criteria, source) if _needs_context(cols) else _Context({}, {}, set(), set())
-    last = _LastWrite()
+    last = LastWrite()
     quote = csv.writer(last, lineterminator="\n").writerow  # rows whose cells need quoting
     quote([*header, *OUTPUT_COLUMNS])
     out.write(last.text)
@@ -542,10 +426,13 @@ def grade_labs(input_file: Path, output: Path | None, ctcae_version: str) -> Non
     INPUT is a CSV file or, when its name ends in .xpt, a SAS transport (XPORT v5) file, with SDTM LB
     columns USUBJID, LBTESTCD, LBSTRESN, LBSTRESU, LBSTNRLO, LBSTNRHI; optional LBDTC, LBBLFL, LBNRIND,
     LBSPEC, LBSTRESC (urine dipstick) and RFXSTDTC (first dose: baseline = last value on or before it when no
-    record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the baseline instead.
+    record is flagged LBBLFL=Y). ADaM-style BASE and BNRIND, when present, are used as the baseline instead; a
+    row without BASE but with CHG or PCHG uses the baseline they imply (BASE = AVAL - CHG, or AVAL / (1 + PCHG/100)).
     XPORT numbers are written as SDTM shows them (100, not 100.0; missing = blank), SAS dates as ISO 8601.
+    Units: any exact equivalent of the unit CTCAE states is graded (1/uL and 10^3/mL as /mm3, 10^3/uL as
+    10^9/L); a count in 10^3/mL too low to be real is graded as sent and flagged in ATOXRSN.
     Output: every input column plus ATOXDSCL, ATOXGRL, ATOXDSCH, ATOXGRH (blank grade = cannot grade) and
-    ATOXRSN (why a grade is missing or provisional). Unknown test codes pass through ungraded.
+    ATOXRSN (why a grade is missing, provisional or to be checked). Unknown test codes pass through ungraded.
     """
     try:
         criteria = load_criteria(ctcae_version)

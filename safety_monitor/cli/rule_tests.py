@@ -73,8 +73,8 @@ from safety_monitor.adapters.mail import MemoryMailer
 from safety_monitor.adapters.memory import MemoryStore
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.alerts import AlertStatus, ChangeKind
-from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader
+from safety_monitor.domain.lab_grader import CtcaeGrader
 from safety_monitor.domain.notifications import REPEAT
 from safety_monitor.domain.routing import Routing, Silence, fallback_routing, group_due_at
 from safety_monitor.domain.rules import Ruleset

@@ -1,4 +1,5 @@
-"""Owns which result is a subject's baseline for a test, and whether a newly arrived one takes its place."""
+"""Owns which result is a subject's baseline for a test, whether a newly arrived one takes its place, and the
+change from it (ADaM CHG and PCHG)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,23 @@ def choose_baseline(findings: Iterable[Finding], first_dose: date | None) -> Fin
     doses = {candidates[0].subject_id: first_dose} if first_dose is not None else {}
     chosen = derive_baselines(candidates, doses)
     return next(iter(chosen.values()), None)
+
+
+def change_from_baseline(value: float, baseline: float) -> tuple[float, float | None]:
+    """ADaM CHG = AVAL - BASE and PCHG = 100 x (AVAL - BASE) / BASE (None when BASE is 0)."""
+    change = value - baseline
+    return change, (100.0 * change / baseline if baseline != 0 else None)
+
+
+def baseline_from_change(value: float, chg: float | None, pchg: float | None) -> float | None:
+    """The baseline a result's CHG or PCHG implies: BASE = AVAL - CHG exactly, else AVAL / (1 + PCHG / 100).
+
+    ADaM data often carries the change without BASE (admiral grades Fibrinogen decreased on PCHG). A criterion
+    stated against the baseline ("50 - <75% decrease from baseline" = value <= 0.5 x baseline) then holds for the
+    implied baseline exactly when it holds for the change. PCHG = -100 (value 0) implies no baseline.
+    """
+    if chg is not None:
+        return value - chg
+    if pchg is not None and pchg != -100.0:
+        return value / (1.0 + pchg / 100.0)
+    return None

@@ -1,4 +1,6 @@
-"""Owns CTCAE lab and ECG grading: criteria as typed data, the threshold walk, unit checks and baselines."""
+"""Owns CTCAE lab and ECG grading: criteria as typed data, the threshold walk, unit checks and baselines.
+
+The FindingGrader that applies them to stream results is domain/lab_grader.py."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from enum import StrEnum
 from typing import Generic, Literal, TypeVar
 
 from safety_monitor.domain.dates import PartialDate
-from safety_monitor.domain.grading import NO_CONTEXT, Graded, GradeResult, NotGradable
-from safety_monitor.domain.messages import Finding, MessageType
+from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
+from safety_monitor.domain.messages import MessageType
+from safety_monitor.domain.units import lookup
 
 Op = Literal["<", "<=", ">", ">="]
 Reference = Literal["lln", "uln", "baseline"]
@@ -87,7 +90,7 @@ class Criterion:
     term: str
     direction: Direction
     unit_system: UnitSystem
-    units: tuple[str, ...]  # accepted units, matched case-insensitively; empty for UnitSystem.ANY
+    units: tuple[str, ...]  # the units CTCAE states it in; their exact equivalents (domain/units.py) are accepted
     inputs: tuple[Input, ...]
     required: tuple[Input, ...]  # checked before the walk: any missing one means "cannot grade"
     rules: tuple[GradeRule, ...]  # walked in order; the first clause that holds gives the grade
@@ -97,7 +100,7 @@ class Criterion:
     rules_if_baseline_high: tuple[GradeRule, ...] = ()
     ordinal: Mapping[str, int] | None = None  # result text (upper case) -> grade, for semi-quantitative tests
     precision_decimals: int = 6
-    _units_folded: frozenset[str] = field(init=False, repr=False, compare=False)
+    _unit_keys: frozenset[tuple[str, float]] = field(init=False, repr=False, compare=False)
     _compiled: tuple[_Compiled, ...] = field(init=False, repr=False, compare=False)
     _compiled_high: tuple[_Compiled, ...] = field(init=False, repr=False, compare=False)
     _required_refs: tuple[int, ...] = field(init=False, repr=False, compare=False)
@@ -105,7 +108,7 @@ class Criterion:
     def __post_init__(self) -> None:
         required_refs = tuple(_REF_INDEX[name] for name in self.required if name in _REF_INDEX)
         object.__setattr__(self, "_required_refs", required_refs)
-        object.__setattr__(self, "_units_folded", frozenset(u.strip().casefold() for u in self.units))
+        object.__setattr__(self, "_unit_keys", frozenset(unit_key(u) for u in self.units))
         object.__setattr__(self, "_compiled", _compile(self.rules, self.precision_decimals))
         object.__setattr__(self, "_compiled_high", _compile(self.rules_if_baseline_high, self.precision_decimals))
 
@@ -116,7 +119,16 @@ class Criterion:
     def accepts_unit(self, unit: str | None) -> bool:
         if self.unit_system is UnitSystem.ANY:
             return True
-        return unit is not None and unit.strip().casefold() in self._units_folded
+        return unit is not None and unit_key(unit) in self._unit_keys
+
+
+def unit_key(unit: str) -> tuple[str, float]:
+    """What exactly equivalent spellings of a unit share: the unit table's (canonical, factor); a spelling the
+    table does not know matches only itself (case-insensitively)."""
+    known = lookup(unit)
+    if known is None:
+        return ("spelled " + unit.strip().casefold(), 1.0)
+    return known.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +141,8 @@ class TestCodeTerms:
     high: str | None
     specimens: frozenset[str] = frozenset()  # when non-empty, a known specimen outside it is not graded
     specimen_required: bool = False  # grade only when the specimen is known to be one of `specimens`
+    plausible_min: float | None = None  # lowest plausible result, in `plausible_unit` (a screen, not CTCAE)
+    plausible_unit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +170,9 @@ class CriteriaSet:
             return NotGradable(term, f"{term} has no numeric criterion", self.ctcae_version)
         shown = "no unit" if unit is None or not unit.strip() else f"unit {unit.strip()}"
         return NotGradable(
-            term, f"{shown} not accepted for {term} (accepted: {', '.join(accepted)})", self.ctcae_version
+            term,
+            f"{shown} not accepted for {term} (accepted: {', '.join(accepted)}, or an exact equivalent)",
+            self.ctcae_version,
         )
 
     def ordinal_for(self, term: str) -> Criterion | None:
@@ -264,7 +280,10 @@ def grade_value(
         return NotGradable(term, "no numeric result", version)
     if not criterion.accepts_unit(unit):
         shown = "no unit" if unit is None or not unit.strip() else f"unit {unit.strip()}"
-        return NotGradable(term, f"{shown} not accepted for {term} (accepted: {', '.join(criterion.units)})", version)
+        accepted = ", ".join(criterion.units)
+        return NotGradable(
+            term, f"{shown} not accepted for {term} (accepted: {accepted}, or an exact equivalent)", version
+        )
     return grade_selected(criterion, value, lln, uln, baseline, baseline_high)
 
 
@@ -429,144 +448,3 @@ def derive_baselines(
     result = {key: item for key, (_, item) in predose.items()}
     result.update({key: item for key, (_, item) in flagged.items()})
     return result
-
-
-# --- the FindingGrader ------------------------------------------------------------------------------------
-
-
-class CtcaeGrader:
-    """FindingGrader for labs and ECG (hypertension from vital signs stays in grading.BloodPressureGrader)."""
-
-    def __init__(self, criteria: CriteriaSet) -> None:
-        self._criteria = criteria
-        self._select: dict[tuple[str, str], Criterion | NotGradable] = {}
-
-    @property
-    def ctcae_version(self) -> str:
-        return self._criteria.ctcae_version
-
-    def uses_baseline(self, test_code: str) -> bool:
-        """Whether any criterion for this test reads the subject's baseline (liver tests, QTc change, ...)."""
-        terms = self._criteria.test_codes.get(test_code.strip().upper())
-        if terms is None:
-            return False
-        return any(
-            "baseline" in criterion.inputs or criterion.rules_if_baseline_high
-            for term in (terms.low, terms.high)
-            if term is not None
-            for criterion in self._criteria.for_term(term)
-        )
-
-    def _criterion(self, term: str, unit: str | None) -> Criterion | NotGradable:
-        key = (term, (unit or "").strip().casefold())
-        found = self._select.get(key)
-        if found is None:
-            found = self._criteria.select(term, unit)
-            self._select[key] = found
-        return found
-
-    def grade(
-        self,
-        finding: Finding,
-        baseline: Finding | None,
-        same_draw: Mapping[str, Finding] = NO_CONTEXT,
-        *,
-        albumin: Finding | None = None,
-        ft4: Finding | None = None,
-    ) -> tuple[GradeResult, ...]:
-        """Grades for the low and high terms of the finding's test; () when the test is not graded here.
-
-        `albumin` (same draw; or `same_draw["ALB"]`) corrects total calcium; `ft4` (same draw; or
-        `same_draw["FT4"]`) flags a raised TSH with a low FT4.
-        """
-        albumin = albumin or same_draw.get("ALB")
-        ft4 = ft4 or same_draw.get("FT4")
-        if finding.domain is MessageType.VS:
-            return ()  # hypertension: grading.BloodPressureGrader
-        terms = self._criteria.test_codes.get(finding.test_code.strip().upper())
-        if terms is None or terms.domain is not finding.domain:
-            return ()
-        specimen = (finding.specimen or "").strip().upper()
-        if terms.specimens and specimen and specimen not in terms.specimens:
-            return ()
-        results: list[GradeResult] = []
-        for term in (terms.low, terms.high):
-            if term is None:
-                continue
-            if terms.specimen_required and specimen not in terms.specimens:
-                results.append(
-                    NotGradable(
-                        term,
-                        f"specimen {specimen or 'unknown'}: {term} is graded on "
-                        f"{', '.join(sorted(terms.specimens)).lower()} only",
-                        self.ctcae_version,
-                    )
-                )
-                continue
-            results.append(self._grade_term(term, finding, baseline, albumin, ft4))
-        return tuple(results)
-
-    def _grade_term(
-        self,
-        term: str,
-        finding: Finding,
-        baseline: Finding | None,
-        albumin: Finding | None,
-        ft4: Finding | None,
-    ) -> GradeResult:
-        criterion = self._criterion(term, finding.unit)
-        if isinstance(criterion, NotGradable):
-            return criterion
-        value = finding.value
-        note = ""
-        if finding.test_code.strip().upper() == "CA" and value is not None:
-            value, note = _correct_calcium(value, finding.unit or "", albumin)
-        base_value: float | None = None
-        base_high: bool | None = None
-        if baseline is not None and baseline.value is not None:
-            same_unit = (baseline.unit or "").strip().casefold() == (finding.unit or "").strip().casefold()
-            if same_unit:
-                base_value = baseline.value
-                base_high = is_baseline_high(baseline.normal_range_indicator, baseline.value, baseline.uln)
-            else:
-                note = _join(note, f"baseline unit {baseline.unit!r} differs from {finding.unit!r}: baseline not used")
-        result = grade_value(criterion, value, finding.unit, finding.lln, finding.uln, base_value, base_high)
-        if isinstance(result, Graded):
-            if (
-                term == "Thyroid stimulating hormone increased"
-                and result.grade >= 1
-                and ft4 is not None
-                and is_below_normal(ft4.normal_range_indicator, ft4.value, ft4.lln)
-            ):
-                note = _join(
-                    note,
-                    "FT4 below LLN with TSH > ULN: consider Hypothyroidism (CTCAE navigational note)",
-                )
-            if note:
-                result = Graded(
-                    result.term,
-                    result.grade,
-                    result.ctcae_version,
-                    result.provisional,
-                    _join(note, result.note),
-                )
-        return result
-
-
-def _join(first: str, second: str) -> str:
-    return f"{first}; {second}" if first and second else first or second
-
-
-def _correct_calcium(value: float, unit: str, albumin: Finding | None) -> tuple[float, str]:
-    if albumin is None or albumin.value is None:
-        return value, "total calcium graded uncorrected: no albumin from the same draw"
-    corrected = corrected_calcium(value, unit, albumin.value, albumin.unit or "")
-    if corrected is None:
-        return (
-            value,
-            f"total calcium graded uncorrected: albumin unit {albumin.unit!r} does not pair with {unit!r}",
-        )
-    return (
-        corrected,
-        f"albumin-corrected calcium {corrected:.4g} {unit} graded (total {value:g}, albumin {albumin.value:g})",
-    )

@@ -26,6 +26,7 @@ class Graded:
     ctcae_version: str
     provisional: bool = False  # value-only grade; CTCAE needs clinical context to confirm it
     note: str = ""
+    caution: str = ""  # a doubt about the input a person must check with the site (a likely unit typo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,19 @@ GradeResult = Graded | NotGradable
 SAME_DRAW_CONTEXT: Mapping[str, tuple[str, ...]] = {"CA": ("ALB",), "TSH": ("FT4",)}
 NO_CONTEXT: Mapping[str, Finding] = MappingProxyType({})
 
+# CTCAE v5 Proteinuria, navigational note: "24-hour urine collection takes precedence over dipstick". A character
+# result (LBSTRESC, a dipstick "2+") of these tests is graded knowing the numeric result of the same test and
+# subject collected the same day, if any; the grader receives it as same_draw[SAME_DAY_NUMERIC].
+SAME_DAY_NUMERIC_TESTS = frozenset({"PROT"})
+SAME_DAY_NUMERIC = "same-day numeric result"
+
 
 class FindingGrader(Protocol):
     """Grades one lab / vital / ECG finding.
 
     `baseline` is the subject's baseline for the same test, if known; `same_draw` maps test codes to results
-    of the same subject and collection time named in SAME_DRAW_CONTEXT (e.g. {"ALB": ...} for calcium).
+    of the same subject and collection time named in SAME_DRAW_CONTEXT (e.g. {"ALB": ...} for calcium), and
+    SAME_DAY_NUMERIC to a same-day numeric result for a character result of SAME_DAY_NUMERIC_TESTS.
     """
 
     @property

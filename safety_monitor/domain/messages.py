@@ -87,6 +87,7 @@ class Finding:
     normal_range_indicator: str | None = None  # LBNRIND
     visit: str | None = None
     specimen: str | None = None
+    result_text: str | None = None  # LBSTRESC: the character result ("2+" from a urine dipstick)
 
     @property
     def domain(self) -> MessageType:

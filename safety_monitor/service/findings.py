@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from safety_monitor.domain.baselines import TestKey, choose_baseline, test_key
-from safety_monitor.domain.grading import SAME_DRAW_CONTEXT, FindingGrader
+from safety_monitor.domain.grading import SAME_DAY_NUMERIC, SAME_DAY_NUMERIC_TESTS, SAME_DRAW_CONTEXT, FindingGrader
 from safety_monitor.domain.messages import Finding
 from safety_monitor.domain.subjects import Subject
 from safety_monitor.service.ports import DrawKey, SubjectKey, UnitOfWork
@@ -53,6 +53,54 @@ def may_be_baseline(finding: Finding, first_dose: date | None) -> bool:
     if first_dose is None:
         return False
     return finding.collected_at.on_or_after(first_dose) is not True or finding.collected_at.as_date() == first_dose
+
+
+def _is_character(finding: Finding) -> bool:
+    """A character-only result (LBSTRESC without LBSTRESN), such as a urine dipstick "2+"."""
+    return finding.value is None and bool(finding.result_text and finding.result_text.strip())
+
+
+DayKey = tuple[TestKey, date]
+
+
+async def _same_day(
+    uow: UnitOfWork, findings: Sequence[Finding], batch_ids: set[str]
+) -> tuple[dict[DayKey, list[Finding]], list[StoredFinding]]:
+    """Results of SAME_DAY_NUMERIC_TESTS by (test, collection day), from the batch and the store; and the stored
+    character results whose same-day numeric partner arrived in this batch (to be graded again: CTCAE
+    Proteinuria, "24-hour urine collection takes precedence over dipstick")."""
+    by_day: dict[DayKey, list[Finding]] = defaultdict(list)
+    for f in findings:
+        day = f.collected_at.as_date()
+        if f.test_code in SAME_DAY_NUMERIC_TESTS and day is not None:
+            by_day[(test_key(f), day)].append(f)
+    if not by_day:
+        return by_day, []
+    new_numeric = {k for k, fs in by_day.items() if any(f.value is not None for f in fs)}
+    wanted = set(by_day)
+    days = [day for _, day in wanted]
+    # One read for the batch: these tests' stored results between its first and last day, kept when on a day wanted.
+    window = {"collected_from": min(days).isoformat(), "collected_before": (max(days) + timedelta(days=1)).isoformat()}
+    stale: list[StoredFinding] = []
+    for stored in await uow.findings.history({key for key, _ in wanted}, **window):
+        f = stored.finding
+        day = f.collected_at.as_date()
+        if f.envelope.msg_id in batch_ids or day is None or (test_key(f), day) not in wanted:
+            continue
+        by_day[(test_key(f), day)].append(f)
+        if _is_character(f) and (test_key(f), day) in new_numeric:
+            stale.append(stored)
+    return by_day, stale
+
+
+def _same_day_numeric(finding: Finding, by_day: Mapping[DayKey, list[Finding]]) -> Finding | None:
+    """The same-day numeric result that may take precedence over a character one: same specimen first."""
+    day = finding.collected_at.as_date()
+    if day is None:
+        return None
+    numeric = [f for f in by_day.get((test_key(finding), day), ()) if f.value is not None]
+    numeric.sort(key=lambda f: (f.specimen or "") != (finding.specimen or ""))
+    return numeric[0] if numeric else None
 
 
 def _first_dose(subject: Subject | None) -> date | None:
@@ -118,12 +166,19 @@ async def grade_findings(
     if wanted:
         companions.update({k: s.finding for k, s in (await uow.findings.same_draw(wanted)).items()})
 
+    batch_ids = {f.envelope.msg_id for f in findings}
+    same_day, same_day_stale = await _same_day(uow, findings, batch_ids)
+
     def context(finding: Finding) -> dict[str, Finding]:
         found = {}
         for companion in SAME_DRAW_CONTEXT.get(finding.test_code, ()):
             hit = companions.get(_draw_key(finding, companion))
             if hit is not None:
                 found[companion] = hit
+        if finding.test_code in SAME_DAY_NUMERIC_TESTS and _is_character(finding):
+            numeric = _same_day_numeric(finding, same_day)
+            if numeric is not None:
+                found[SAME_DAY_NUMERIC] = numeric
         return found
 
     uses_baseline: dict[str, bool] = {}
@@ -137,7 +192,6 @@ async def grade_findings(
         return StoredFinding(finding, grades, baseline.envelope.msg_id if baseline else None)
 
     new = [grade(f) for f in findings]
-    batch_ids = {f.envelope.msg_id for f in findings}
 
     # Stored results to grade again: those of tests whose baseline changed, and those whose companion arrived.
     stale: dict[str, StoredFinding] = {}
@@ -159,6 +213,8 @@ async def grade_findings(
     if dependents:
         for stored in (await uow.findings.same_draw(dependents)).values():
             stale.setdefault(stored.finding.envelope.msg_id, stored)
+    for stored in same_day_stale:
+        stale.setdefault(stored.finding.envelope.msg_id, stored)
     # What the stale results need to be graded again: their baselines and their own companions.
     missing_baselines = {test_key(s.finding) for s in stale.values()} - baselines.keys()
     if missing_baselines:

@@ -105,6 +105,37 @@ def test_adam_base_and_bnrind_win(tmp_path: Path) -> None:
     assert rows[1]["ATOXGRH"] == "2"  # BASE 30 normal: graded against ULN although LBBLFL flags 100
 
 
+# CTCAE v5 Fibrinogen decreased: G2 <0.75 - 0.5 x LLN; if abnormal, 25 - <50% decrease from baseline;
+# G3 <0.5 - 0.25 x LLN; if abnormal, 50 - <75% decrease from baseline; G4 ... 75% decrease from baseline.
+def test_pchg_and_chg_stand_in_for_a_missing_base(tmp_path: Path) -> None:
+    text = (
+        "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,BASE,CHG,PCHG\n"
+        "S1,FIBRINO,1.9,g/L,2,4,,,-50\n"  # abnormal, 50 % below baseline: G3
+        "S1,FIBRINO,1.9,g/L,2,4,,-1.9,\n"  # BASE = 3.8: the same 50 % decrease, from CHG
+        "S1,FIBRINO,1.9,g/L,2,4,2.0,,-50\n"  # BASE given wins: 5 % below it, G1 by LLN
+        "S1,FIBRINO,1.9,g/L,2,4,,,\n"  # no baseline at all: G1 by LLN
+        "S1,FIBRINO,0,g/L,2,4,,,-100\n"  # a 100 % fall: G4 on the absolute value
+    )
+    rows = parse(run(str(write(tmp_path, text)))[1])
+    assert [r["ATOXGRL"] for r in rows] == ["3", "3", "1", "1", "4"]
+
+
+# CTCAE v5 Platelet count decreased: G4 <25,000/mm3. 5 x 10^3/mL is 5/uL: graded G4 as sent, and flagged.
+def test_implausible_legacy_unit_value_is_graded_and_flagged(tmp_path: Path) -> None:
+    text = (
+        "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI\n"
+        "S1,PLAT,5,10^3/mL,150,400\n"
+        "S1,PLAT,24000,10^3/mL,150000,400000\n"
+        "S1,CD4,180,1/uL,500,1500\n"
+    )
+    rows = parse(run(str(write(tmp_path, text)))[1])
+    assert rows[0]["ATOXGRL"] == "4"
+    assert rows[0]["ATOXRSN"].startswith("unit check: PLAT 5 10^3/mL = 5 /uL, implausible")
+    assert "10^3/uL may have been meant" in rows[0]["ATOXRSN"]
+    assert (rows[1]["ATOXGRL"], rows[1]["ATOXRSN"]) == ("4", "")  # 24,000/uL: plausible, G4, no flag
+    assert (rows[2]["ATOXGRL"], rows[2]["ATOXRSN"]) == ("3", "")  # CTCAE <200 - 50/mm3: G3
+
+
 def test_baseline_from_first_dose_date(tmp_path: Path) -> None:
     text = (
         "USUBJID,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,LBDTC,RFXSTDTC\n"

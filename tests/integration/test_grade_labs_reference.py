@@ -12,6 +12,8 @@ import pytest
 
 from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.cli.grade_labs import grade_labs_csv
+from safety_monitor.domain import units
+from safety_monitor.domain.baselines import baseline_from_change
 from safety_monitor.domain.ctcae import (
     SUPERSEDED_BY_24H,
     BaselineCandidate,
@@ -27,6 +29,7 @@ from safety_monitor.domain.ctcae import (
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
 from safety_monitor.domain.messages import MessageType
+from safety_monitor.domain.plausibility import typo_screen
 
 CRITERIA = load_criteria("5.0")
 
@@ -47,7 +50,8 @@ def reference_grade_labs(text: str, criteria: CriteriaSet) -> str:
     urine_days: set[tuple[str, str]] = set()
     first_dose: dict[str, date] = {}
     candidates: list[BaselineCandidate[tuple[float, str, bool | None]]] = []
-    urine_units = {u.casefold() for c in criteria.for_term("Proteinuria") if not c.is_ordinal for u in c.units}
+    change = "CHG" in names or "PCHG" in names
+    urine_24h = [c for c in criteria.for_term("Proteinuria") if not c.is_ordinal]
     for r in recs:
         test, subject, dtc = r["LBTESTCD"].strip().upper(), r["USUBJID"], r.get("LBDTC", "").strip()
         value = num(r["LBSTRESN"])
@@ -55,7 +59,7 @@ def reference_grade_labs(text: str, criteria: CriteriaSet) -> str:
             albumin[(subject, dtc)] = (value, r["LBSTRESU"])
         if test in ("FT4", "T4FR") and dtc and is_below_normal(r.get("LBNRIND"), value, num(r["LBSTNRLO"])):
             ft4_low.add((subject, dtc))
-        if test == "PROT" and dtc and value is not None and r["LBSTRESU"].strip().casefold() in urine_units:
+        if test == "PROT" and dtc and value is not None and any(c.accepts_unit(r["LBSTRESU"]) for c in urine_24h):
             urine_days.add((subject, dtc[:10]))
         if not derive:
             continue
@@ -67,7 +71,7 @@ def reference_grade_labs(text: str, criteria: CriteriaSet) -> str:
         flagged = r.get("LBBLFL", "").strip().upper() == "Y"
         if (flagged or "RFXSTDTC" in names) and value is not None:
             high = is_baseline_high(r.get("LBNRIND"), value, num(r["LBSTNRHI"]))
-            item = (value, r["LBSTRESU"].strip().casefold(), high)
+            item = (value, r["LBSTRESU"], high)
             collected = PartialDate.parse(dtc) if dtc else None
             candidates.append(BaselineCandidate(subject, test, flagged, collected, item))
     baselines = derive_baselines(candidates, first_dose) if derive else {}
@@ -92,13 +96,21 @@ def reference_grade_labs(text: str, criteria: CriteriaSet) -> str:
         base_high: bool | None = None
         if "BASE" in names:
             base = num(r["BASE"])
-            base_high = is_baseline_high(r.get("BNRIND"), base, uln) if base is not None else None
+        if base is None and change and value is not None:
+            base = baseline_from_change(value, num(r.get("CHG")), num(r.get("PCHG")))
+        if base is not None:
+            base_high = is_baseline_high(r.get("BNRIND"), base, uln)
         elif (subject, test) in baselines:
             b_value, b_unit, b_high = baselines[(subject, test)]
-            if b_unit == unit.strip().casefold():
+            if units.equivalent(b_unit, unit):
                 base, base_high = b_value, b_high
             else:
-                notes.append(f"baseline unit {b_unit!r} differs from {unit.strip()!r}: baseline not used")
+                notes.append(
+                    f"baseline unit {b_unit.strip().casefold()!r} differs from {unit.strip()!r}: baseline not used"
+                )
+        screen = typo_screen(terms, unit.strip() or None)
+        if screen is not None and screen.caution(value):
+            notes.append(screen.caution(value))
         if test == "CA" and value is not None:
             alb = albumin.get((subject, dtc)) if dtc else None
             corrected = corrected_calcium(value, unit, *alb) if alb else None
@@ -164,6 +176,12 @@ TESTS = [
     ("TSH", "mU/L", "0.4", "4.0", 0.1, 20, "SERUM"),
     ("FT4", "pmol/L", "12", "22", 5, 30, "SERUM"),
     ("PLAT", "10^9/L", "", "", 10, 600, "BLOOD"),  # missing range
+    ("PLAT", "10^3/uL", "150", "400", 10, 600, "BLOOD"),  # exact equivalent of 10^9/L
+    ("PLAT", "10^3/mL", "150", "400", 1, 3000, "BLOOD"),  # legacy = /uL: values typed as 10^3/uL are flagged
+    ("WBC", "10^3/mL", "4000", "10000", 50, 20000, "BLOOD"),
+    ("CD4", "1/uL", "500", "1500", 10, 2000, "BLOOD"),
+    ("CAION", "mg/dL", "4.6", "5.3", 2.8, 7.6, "BLOOD"),  # CTCAE mmol/L cut points x 4
+    ("FIBRINO", "g/L", "2", "4", 0.3, 5, "BLOOD"),  # decrease from baseline, or from PCHG / CHG
     ("SODIUM", "mmol/L", "135", "145", 118, 165, ""),
     ("CREAT", "umol/L", "60", "110", 40, 500, "SERUM"),
     ("PROT", "g/24h", "0", "0.15", 0, 4, "URINE"),
@@ -183,7 +201,12 @@ def generate(rows: int, seed: int, *, style: str) -> str:
     rng = random.Random(seed)
     header = ["STUDYID", "USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESC", "LBSTRESU", "LBSTNRLO", "LBSTNRHI"]
     header += ["LBNRIND", "LBSPEC", "LBDTC", "VISIT"]
-    header += {"blfl": ["LBBLFL"], "dose": ["RFXSTDTC"], "adam": ["LBBLFL", "BASE", "BNRIND"]}[style]
+    header += {
+        "blfl": ["LBBLFL"],
+        "dose": ["RFXSTDTC"],
+        "adam": ["LBBLFL", "BASE", "BNRIND"],
+        "change": ["LBBLFL", "CHG", "PCHG", "BNRIND"],
+    }[style]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n" if style == "dose" else "\n")
     writer.writerow(header)
@@ -202,16 +225,20 @@ def generate(rows: int, seed: int, *, style: str) -> str:
             row.append(rng.choice(["Y", "", "", "", " y"]))
         elif style == "dose":
             row.append(rng.choice(["2024-01-03", "2024-01-03", "2024-01", ""]) if i % 7 else "")
-        else:
+        elif style == "adam":
             base = "" if rng.random() < 0.2 else f"{rng.uniform(lo, hi):.1f}"
             row += [rng.choice(["Y", ""]), base, rng.choice(["HIGH", "NORMAL", "LOW", ""])]
+        else:
+            chg = f"{rng.uniform(lo - hi, hi - lo) / 4:.1f}" if rng.random() < 0.3 else ""
+            pchg = rng.choice(["", "-75", "-50", "-25", "-10", "0", "10", "-100"])
+            row += [rng.choice(["Y", ""]), chg, pchg, rng.choice(["HIGH", "NORMAL", ""])]
         writer.writerow(row)
         if i % 997 == 0:
             out.write("\n")  # a blank line, skipped
     return out.getvalue()
 
 
-@pytest.mark.parametrize("style", ["blfl", "dose", "adam"])
+@pytest.mark.parametrize("style", ["blfl", "dose", "adam", "change"])
 def test_optimised_output_equals_reference(tmp_path: Path, style: str) -> None:
     text = generate(3000, seed=len(style), style=style)
     path = tmp_path / "lb.csv"
@@ -238,6 +265,7 @@ def test_generated_rows_reach_every_branch(tmp_path: Path) -> None:
         "no numeric result",
         "graded on arterial blood",
         "is not on the scale",
+        "unit check: PLAT",
         ",XYZ,",
         '"C1, D1"',
     ):

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from safety_monitor.adapters.ctcae_criteria import load_criteria
-from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, Graded
+from safety_monitor.domain.lab_grader import CtcaeGrader
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWorkFactory

@@ -114,3 +114,30 @@ def test_version_mismatch_is_reported() -> None:
     doc = copy.deepcopy(raw_doc())
     with pytest.raises(CriteriaFileError, match=r"file says CTCAE v5\.0 but was loaded as v6\.0"):
         parse_criteria(doc, source="x.json", expected_version="6.0")
+
+
+def test_units_outside_the_unit_table_and_bad_plausibility_floors_are_reported_together() -> None:
+    doc = copy.deepcopy(raw_doc())
+    anemia_si = next(i for i, c in enumerate(doc["criteria"]) if c["term"] == "Anemia" and c["units"] == ["g/L"])
+    doc["criteria"][anemia_si]["units"] = ["g/cL"]
+    plat = next(i for i, t in enumerate(doc["test_codes"]) if t["test_code"] == "PLAT")
+    doc["test_codes"][plat]["plausible_min"] = {"value": -1, "unit": "/uL", "comment": "x"}
+    with pytest.raises(CriteriaFileError) as caught:
+        parse_criteria(doc, source="units.json")
+    errors = caught.value.errors
+    assert len(errors) == 2, errors
+    assert errors[0] == (
+        f"criteria[{anemia_si}] (Anemia): unit 'g/cL' is not in the unit table (safety_monitor/domain/units.py): "
+        "add it there with its canonical form and exact factor"
+    )
+    assert errors[1].startswith(f"test_codes[{plat}] (PLAT): plausible_min must be")
+
+
+def test_two_records_accepting_exactly_equivalent_units_are_refused() -> None:
+    doc = copy.deepcopy(raw_doc())
+    si = next(c for c in doc["criteria"] if c["term"] == "Platelet count decreased" and c["unit_system"] == "SI")
+    si["units"] = ["10^9/L", "/uL"]  # /uL is the conventional record's unit (/mm3) in another spelling
+    with pytest.raises(
+        CriteriaFileError, match=r"unit /mm3 \(the same unit as /uL, domain/units.py\) is accepted by two records"
+    ):
+        parse_criteria(doc, source="dup.json")

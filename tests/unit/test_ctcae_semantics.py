@@ -12,7 +12,6 @@ from safety_monitor.domain.ctcae import (
     BaselineCandidate,
     CriteriaSet,
     Criterion,
-    CtcaeGrader,
     corrected_calcium,
     derive_baselines,
     grade_ordinal,
@@ -21,6 +20,7 @@ from safety_monitor.domain.ctcae import (
 )
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, NotGradable
+from safety_monitor.domain.lab_grader import CtcaeGrader
 from safety_monitor.domain.messages import Envelope, Finding, MessageType
 
 ALT = "Alanine aminotransferase increased"

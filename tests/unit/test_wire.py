@@ -113,3 +113,20 @@ def test_every_message_type_has_a_json_schema() -> None:
     schemas = json_schemas()
     assert set(schemas) == {"AE", "LB", "VS", "EG", "SUBJECT"}
     assert "AETOXGR" in schemas["AE"]["properties"] and "AETOXGR" in schemas["AE"]["required"]
+
+
+def test_lab_character_result_lbstresc_decodes_and_is_optional() -> None:
+    dipstick = decode(json.dumps(lb(LBSTRESN=None, LBSTRESU=None, LBSTRESC=" 2+ ", LBSPEC="URINE")), "t:1")
+    assert isinstance(dipstick, Decoded) and isinstance(dipstick.message, Finding)
+    assert (dipstick.message.value, dipstick.message.result_text) == (None, "2+")
+    without = decode(json.dumps(lb()), "t:2")
+    assert isinstance(without, Decoded) and isinstance(without.message, Finding)
+    assert without.message.result_text is None
+    assert "LBSTRESC" in json_schemas()["LB"]["properties"]
+
+
+@pytest.mark.parametrize(("text", "reason"), [("", "at least 1 character"), ("+" * 65, "at most 64 characters")])
+def test_lbstresc_out_of_bounds_is_refused(text: str, reason: str) -> None:
+    refused = decode(json.dumps(lb(LBSTRESC=text)), "t:1")
+    assert isinstance(refused, Rejected)
+    assert "LBSTRESC" in refused.reason and reason in refused.reason

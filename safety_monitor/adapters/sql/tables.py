@@ -173,7 +173,8 @@ finding = Table(
     Column("collected_at", String(32), nullable=False),
     Column("visit", String(64)),
     Column("specimen", String(64)),
-    Column("grades", JSON, nullable=False),  # [{"term","grade","provisional","note"} | {"term","reason"}]
+    Column("result_text", String(64)),  # LBSTRESC: a character result (urine dipstick "2+")
+    Column("grades", JSON, nullable=False),  # [{"term","grade","provisional","note"[,"caution"]} | {"term","reason"}]
     Column("ctcae_version", String(16), nullable=False),
     Column("baseline_msg_id", String(128)),  # the baseline result the grades were derived against
     Index("ix_finding_subject_test", "study_id", "subject_id", "domain", "test_code", "collected_at"),

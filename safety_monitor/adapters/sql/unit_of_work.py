@@ -393,7 +393,15 @@ class _AdverseEvents(_Sql):
 
 def _grade_json(result: GradeResult) -> dict[str, Any]:
     if isinstance(result, Graded):
-        return {"term": result.term, "grade": result.grade, "provisional": result.provisional, "note": result.note}
+        data: dict[str, Any] = {
+            "term": result.term,
+            "grade": result.grade,
+            "provisional": result.provisional,
+            "note": result.note,
+        }
+        if result.caution:
+            data["caution"] = result.caution
+        return data
     return {"term": result.term, "reason": result.reason}
 
 
@@ -407,7 +415,14 @@ def _grades_json(grades: tuple[GradeResult, ...]) -> list[dict[str, Any]]:
 def _graded(data: dict[str, Any], version: str) -> GradeResult:
     if "reason" in data:
         return NotGradable(data["term"], data["reason"], version)
-    return Graded(data["term"], data["grade"], version, data.get("provisional", False), data.get("note", ""))
+    return Graded(
+        data["term"],
+        data["grade"],
+        version,
+        data.get("provisional", False),
+        data.get("note", ""),
+        data.get("caution", ""),
+    )
 
 
 def _finding_row(stored: StoredFinding) -> dict[str, Any]:
@@ -431,6 +446,7 @@ def _finding_row(stored: StoredFinding) -> dict[str, Any]:
         "collected_at": f.collected_at.text,
         "visit": f.visit,
         "specimen": f.specimen,
+        "result_text": f.result_text,
         "grades": _grades_json(stored.grades),
         "ctcae_version": stored.grades[0].ctcae_version if stored.grades else "",
         "baseline_msg_id": stored.baseline_msg_id,
@@ -458,6 +474,7 @@ def _stored_finding(row: Any) -> StoredFinding:
         normal_range_indicator=row.normal_range_indicator,
         visit=row.visit,
         specimen=row.specimen,
+        result_text=row.result_text,
     )
     grades = tuple(_graded(g, row.ctcae_version) for g in row.grades)
     return StoredFinding(finding, grades, row.baseline_msg_id)

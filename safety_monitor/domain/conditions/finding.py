@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from safety_monitor.domain.grading import Graded, GradeResult
 from safety_monitor.domain.messages import Finding, MessageType
+from safety_monitor.domain.units import equivalent
 
 # Comparisons are made at 6 decimal places, as the CTCAE interpreter does (domain/ctcae.py): a value exactly at a
 # cut point (ALT exactly 3 x ULN) meets ">= 3 x ULN" whatever the binary error of 3 * ULN.
@@ -41,7 +42,9 @@ class ValueTest:
 
     comparison: Comparison
     limit: float = 0.0
-    unit: str | None = None  # required for absolute comparisons: a result in another unit is not compared
+    unit: str | None = (
+        None  # required for absolute comparisons: a result in a unit not exactly equivalent is not compared
+    )
 
     def holds(self, finding: Finding, baseline: Finding | None = None) -> bool | None:
         """True / False, or None when it cannot be decided (no value, no ULN, no baseline, another unit)."""
@@ -57,7 +60,7 @@ class ValueTest:
         if value is None:
             return None
         if c in ABSOLUTE:
-            if self.unit is None or (finding.unit or "").strip().casefold() != self.unit.casefold():
+            if self.unit is None or not equivalent(finding.unit, self.unit):
                 return None
             reference = self.limit
         elif c in (Comparison.X_ULN_AT_LEAST, Comparison.X_ULN_ABOVE, Comparison.X_ULN_BELOW):
@@ -67,7 +70,7 @@ class ValueTest:
         else:
             if baseline is None or baseline.value is None:
                 return None
-            if (baseline.unit or "").strip().casefold() != (finding.unit or "").strip().casefold():
+            if not equivalent(baseline.unit, finding.unit):
                 return None
             if c is Comparison.X_BASELINE_AT_LEAST:
                 reference = self.limit * baseline.value
@@ -155,9 +158,12 @@ class FindingCondition:
         for test in self.value_tests:
             if test.holds(finding, baseline) is not True:
                 return None
+        # A doubt about the input (a likely unit typo) travels into the alert: the grade is as sent.
+        caution = next((g.caution for g in grades if isinstance(g, Graded) and g.caution), "")
         if graded is not None:
             reasons = [f"{graded.term} grade {graded.grade}{' (provisional)' if graded.provisional else ''}"]
             reasons += [t.describe() for t in self.value_tests]
+            reasons += [caution.upper()[:1] + caution[1:]] if caution else []
             return FindingMatch(graded.term, graded.grade, graded.provisional, "; ".join(reasons))
         # A value-only condition: the alert is about the test; its grade is the worst CTCAE grade known for it.
         known = [g for g in grades if isinstance(g, Graded)]
@@ -166,5 +172,5 @@ class FindingCondition:
             self.term or (top.term if top else finding.test_code),
             top.grade if top else 0,
             top.provisional if top else False,
-            "; ".join(t.describe() for t in self.value_tests),
+            "; ".join([*(t.describe() for t in self.value_tests), *([caution] if caution else [])]),
         )

@@ -1,0 +1,26 @@
+"""a finding's character result (SDTM LBSTRESC), so dipstick proteinuria is graded and kept
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("finding") as batch:
+        batch.add_column(sa.Column("result_text", sa.String(length=64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("finding") as batch:
+        batch.drop_column("result_text")
