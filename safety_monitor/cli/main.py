@@ -143,7 +143,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @cli.command()
-@click.option("--type", "msg_type", type=click.Choice(["AE", "LB", "VS", "EG", "SUBJECT"]), default=None)
+@click.option("--type", "msg_type", type=click.Choice(["AE", "LB", "VS", "EG", "SUBJECT", "RS"]), default=None)
 def schema(msg_type: str | None) -> None:
     """Print the JSON Schemas of the wire messages sites publish."""
     schemas = json_schemas()
