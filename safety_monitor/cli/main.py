@@ -20,6 +20,7 @@ from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import alerting_settings_from_env, app_for, print_summary, run_app, settings_from_env
 from safety_monitor.cli.demo import demo
 from safety_monitor.cli.grade_labs import grade_labs
+from safety_monitor.cli.report import report
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
@@ -232,6 +233,7 @@ cli.add_command(boundaries)
 cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(grade_labs)
+cli.add_command(report)
 cli.add_command(kafka.worker)
 cli.add_command(kafka.publish)
 cli.add_command(kafka.topics)

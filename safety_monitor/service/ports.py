@@ -375,6 +375,16 @@ class UnitOfWorkFactory(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class InlineImage:
+    """An image the HTML part shows by `cid:` reference (a chart of the DSMB report), attached as a related part."""
+
+    content_id: str  # without angle brackets: the HTML says src="cid:<content_id>"
+    mime_type: str  # "image/png"
+    data: bytes
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMail:
     message_id: str  # "<notice-id@domain>", stable across retries so receivers can drop repeats
     sender: str
@@ -382,6 +392,7 @@ class OutgoingMail:
     subject: str
     text: str
     html: str
+    images: tuple[InlineImage, ...] = ()
 
 
 class Mailer(Protocol):
@@ -423,4 +434,10 @@ class Renderer(Protocol):
 
     def render(self, name: str, context: Mapping[str, object]) -> tuple[str, str, str]:
         """(subject, text, html) from the template set `name` (`name_subject.txt.j2`, `.txt.j2`, `.html.j2`)."""
+        ...
+
+    def render_with_images(
+        self, name: str, context: Mapping[str, object]
+    ) -> tuple[str, str, str, tuple[InlineImage, ...]]:
+        """As `render`, plus the images the HTML references by cid: (the charts of a context with a `report`)."""
         ...
