@@ -106,7 +106,9 @@ def boundary_chart(name: str, boundary: Mapping[str, Any]) -> Chart:
     keep = max(1, math.ceil(len(path) / 8))
     axes.set_xticks(x[::keep], labels[::keep], fontsize=7)
     axes.set_xlabel("Evaluation date, events / evaluable", fontsize=8)
-    axes.legend(fontsize=7, loc="upper left")
+    if boundary["statistic_name"].startswith("Pr("):
+        axes.set_ylim(0, 1.02)  # a posterior probability
+    axes.legend(fontsize=7, loc="best")
     axes.grid(alpha=0.25)
     axes.set_title(f"{boundary['title']}"[:110], fontsize=8)
     figure.tight_layout()

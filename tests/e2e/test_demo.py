@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from safety_monitor.cli.main import cli
-from streams.synthetic_trial import generate_trial
+from safety_monitor.demo import generate_trial
 from tests.conftest import POSTGRES_URL, ROOT, _drop_schema, _postgres_schema
 
 pytestmark = pytest.mark.e2e
