@@ -1,0 +1,85 @@
+"""Benchmark for the DSMB report: a synthetic trial of 1,000 subjects and about 200,000 messages replayed into a fresh
+SQLite store, then the report built (figures) and rendered (HTML with charts; JSON), timed; target < 5 s."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from safety_monitor.bootstrap import bootstrap
+from safety_monitor.demo import generate_trial, write_jsonl
+from safety_monitor.settings import Settings
+from streams.embedded import replay_file
+
+TARGET_SECONDS = 5.0
+
+
+async def bench(subjects: int, days: int, runs: int, tmp: Path) -> None:
+    started = time.perf_counter()
+    trial = generate_trial(subjects=subjects, days=days)
+    path = tmp / "trial.jsonl"
+    write_jsonl(path, trial.lines)
+    print(
+        f"trial: {subjects} subjects, {len(trial.lines):,} messages over {days} days "
+        f"(generated in {time.perf_counter() - started:.1f} s)"
+    )
+    settings = Settings.from_env(
+        database_url=f"sqlite:///{tmp}/bench.db",
+        mail_backend="capture",
+        mail_capture_dir=tmp / "mail",
+        alert_recipients=("dsmb@example.org",),
+    )
+    app = bootstrap(settings)
+    try:
+        await app.start()
+        started = time.perf_counter()
+        summary = await replay_file(app, path)
+        print(f"replayed: {summary.outcome.applied:,} applied in {time.perf_counter() - started:.1f} s")
+
+        started = time.perf_counter()
+        import safety_monitor.adapters.report_charts
+        import safety_monitor.adapters.statistics  # noqa: F401 -- the one-off import cost, reported apart
+
+        print(f"imports (scipy, lifelines, matplotlib), once per process: {time.perf_counter() - started:.2f} s")
+        for run in range(1, runs + 1):
+            t0 = time.perf_counter()
+            figures = await app.report(as_of=trial.last_day, since=trial.first_day)
+            t1 = time.perf_counter()
+            html = app.renderer.report_html(figures, datetime.now().isoformat(timespec="seconds"))
+            t2 = time.perf_counter()
+            text = json.dumps(figures)
+            t3 = time.perf_counter()
+            total = t3 - t0
+            verdict = "OK" if total < TARGET_SECONDS else "OVER TARGET"
+            print(
+                f"run {run}: figures {t1 - t0:.2f} s, HTML with charts {t2 - t1:.2f} s ({len(html) / 1e6:.1f} MB), "
+                f"JSON {t3 - t2:.3f} s ({len(text) / 1e6:.1f} MB); total {total:.2f} s (target < {TARGET_SECONDS:g} s: "
+                f"{verdict})"
+            )
+        population = figures["population"]
+        print(
+            f"report: safety {population['safety']}, deaths {len(figures['deaths'])}, "
+            f"EAIR rows {len(figures['eair'])}, OS events {figures['os']['events']}, "
+            f"PFS events {figures['pfs']['events']}"
+        )
+    finally:
+        await app.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=330, help="trial length (330 days: about 200,000 messages)")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(bench(args.subjects, args.days, args.runs, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
