@@ -19,7 +19,7 @@ from streams.embedded import replay_file
 TARGET_SECONDS = 5.0
 
 
-async def bench(subjects: int, days: int, runs: int, tmp: Path) -> None:
+async def bench(subjects: int, days: int, runs: int, tmp: Path, database: Path | None, reuse: bool) -> None:
     started = time.perf_counter()
     trial = generate_trial(subjects=subjects, days=days)
     path = tmp / "trial.jsonl"
@@ -29,7 +29,7 @@ async def bench(subjects: int, days: int, runs: int, tmp: Path) -> None:
         f"(generated in {time.perf_counter() - started:.1f} s)"
     )
     settings = Settings.from_env(
-        database_url=f"sqlite:///{tmp}/bench.db",
+        database_url=f"sqlite:///{database or tmp / 'bench.db'}",
         mail_backend="capture",
         mail_capture_dir=tmp / "mail",
         alert_recipients=("dsmb@example.org",),
@@ -37,9 +37,12 @@ async def bench(subjects: int, days: int, runs: int, tmp: Path) -> None:
     app = bootstrap(settings)
     try:
         await app.start()
-        started = time.perf_counter()
-        summary = await replay_file(app, path)
-        print(f"replayed: {summary.outcome.applied:,} applied in {time.perf_counter() - started:.1f} s")
+        if reuse:
+            print(f"replay skipped: reusing {database}")
+        else:
+            started = time.perf_counter()
+            summary = await replay_file(app, path)
+            print(f"replayed: {summary.outcome.applied:,} applied in {time.perf_counter() - started:.1f} s")
 
         started = time.perf_counter()
         import safety_monitor.adapters.report_charts
@@ -76,9 +79,13 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--days", type=int, default=330, help="trial length (330 days: about 200,000 messages)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--database", type=Path, default=None, help="SQLite file to keep (reused when it exists: no replay)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(bench(args.subjects, args.days, args.runs, Path(tmp)))
+        reuse = args.database is not None and args.database.exists()
+        asyncio.run(bench(args.subjects, args.days, args.runs, Path(tmp), args.database, reuse))
 
 
 if __name__ == "__main__":

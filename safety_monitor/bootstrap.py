@@ -102,8 +102,8 @@ class App:
 
         return await build_report(self.store, self.pipeline.ruleset, ScipyStatistics(), as_of=as_of, since=since)
 
-    async def _report_for_cut(self, as_of: date) -> dict[str, Any]:
-        return await self.report(as_of=as_of)
+    async def _report_for_cut(self, as_of: date, since: date | None) -> dict[str, Any]:
+        return await self.report(as_of=as_of, since=since)
 
     def scheduled_jobs(self, delivery_every: timedelta = timedelta(seconds=2)) -> list[ScheduledJob]:
         """The scheduled jobs of a runtime: the SAE reporting clock (reminders, overdue), then the notification

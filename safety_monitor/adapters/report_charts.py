@@ -15,23 +15,28 @@ _BLUE, _RED, _GREY = "#1f5f99", "#b03a2e", "#7f7f7f"
 EAIR_ROWS = 15  # the forest plot shows the PTs with the highest rates
 
 
+SVG, PNG = "svg", "png"
+
+
 @dataclass(frozen=True, slots=True)
 class Chart:
-    """One chart: a stable name (the CID's local part), a caption and the figure in both formats."""
+    """One chart: a stable name (the CID's local part), a caption and the figure as SVG markup or PNG bytes."""
 
     name: str
     caption: str
-    svg: str
-    png: bytes
+    svg: str = ""
+    png: bytes = b""
 
 
-def _render(figure: Figure, name: str, caption: str) -> Chart:
-    svg = io.StringIO()
-    figure.savefig(svg, format="svg", metadata={"Date": None})  # no timestamp: the same figures, the same bytes
+def _render(figure: Figure, name: str, caption: str, fmt: str) -> Chart:
+    if fmt == SVG:
+        svg = io.StringIO()
+        figure.savefig(svg, format="svg", metadata={"Date": None})  # no timestamp: the same figures, the same bytes
+        text = svg.getvalue()
+        return Chart(name, caption, svg=text[text.index("<svg") :])
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=110, metadata={"Software": None})
-    text = svg.getvalue()
-    return Chart(name, caption, text[text.index("<svg") :], png.getvalue())
+    return Chart(name, caption, png=png.getvalue())
 
 
 def _ticks(horizon: float) -> list[float]:
@@ -48,7 +53,7 @@ def _at_risk(steps: Sequence[Mapping[str, Any]], subjects: int, t: float) -> int
     return 0 if steps else subjects
 
 
-def km_chart(name: str, title: str, curve: Mapping[str, Any]) -> Chart:
+def km_chart(name: str, title: str, curve: Mapping[str, Any], fmt: str = SVG) -> Chart:
     steps = curve["km"]
     figure = Figure(figsize=(7.0, 4.2))
     axes, table = figure.subplots(2, 1, gridspec_kw={"height_ratios": [5, 1]}, sharex=True)
@@ -86,14 +91,14 @@ def km_chart(name: str, title: str, curve: Mapping[str, Any]) -> Chart:
     for spine in table.spines.values():
         spine.set_visible(False)
     figure.tight_layout()
-    return _render(figure, name, f"{title} (Kaplan-Meier)")
+    return _render(figure, name, f"{title} (Kaplan-Meier)", fmt)
 
 
 def _num(value: float | None) -> str:
     return "NR" if value is None else f"{value:g}"
 
 
-def boundary_chart(name: str, boundary: Mapping[str, Any]) -> Chart:
+def boundary_chart(name: str, boundary: Mapping[str, Any], fmt: str = SVG) -> Chart:
     path = boundary["path"]
     figure = Figure(figsize=(7.0, 3.2))
     axes = figure.subplots()
@@ -112,10 +117,10 @@ def boundary_chart(name: str, boundary: Mapping[str, Any]) -> Chart:
     axes.grid(alpha=0.25)
     axes.set_title(f"{boundary['title']}"[:110], fontsize=8)
     figure.tight_layout()
-    return _render(figure, name, f"Stopping boundary path: {boundary['rule_id']}")
+    return _render(figure, name, f"Stopping boundary path: {boundary['rule_id']}", fmt)
 
 
-def eair_chart(name: str, rows: Sequence[Mapping[str, Any]]) -> Chart:
+def eair_chart(name: str, rows: Sequence[Mapping[str, Any]], fmt: str = SVG) -> Chart:
     shown = sorted(
         (r for r in rows if r["pt"] is not None and r["per_100py"] is not None),
         key=lambda r: (-r["per_100py"], r["pt"]),
@@ -131,17 +136,18 @@ def eair_chart(name: str, rows: Sequence[Mapping[str, Any]]) -> Chart:
     axes.set_xlim(left=0)
     axes.grid(axis="x", alpha=0.25)
     figure.tight_layout()
-    return _render(figure, name, "Exposure-adjusted incidence rates, highest first")
+    return _render(figure, name, "Exposure-adjusted incidence rates, highest first", fmt)
 
 
-def report_charts(report: Mapping[str, Any]) -> list[Chart]:
-    """Every chart of the report, from its figures: OS and PFS always, one per cohort boundary, the EAIR plot."""
+def report_charts(report: Mapping[str, Any], fmt: str = SVG) -> list[Chart]:
+    """Every chart of the report, from its figures: OS and PFS always, one per cohort boundary, the EAIR plot; as
+    SVG (the HTML file) or PNG (the mail)."""
     charts = [
-        km_chart("os", "Overall survival", report["os"]),
-        km_chart("pfs", "Progression-free survival", report["pfs"]),
+        km_chart("os", "Overall survival", report["os"], fmt),
+        km_chart("pfs", "Progression-free survival", report["pfs"], fmt),
     ]
     for index, boundary in enumerate(report["boundaries"]):
-        charts.append(boundary_chart(f"boundary-{index + 1}", boundary))
+        charts.append(boundary_chart(f"boundary-{index + 1}", boundary, fmt))
     if report["eair"]:
-        charts.append(eair_chart("eair", report["eair"]))
+        charts.append(eair_chart("eair", report["eair"], fmt))
     return charts

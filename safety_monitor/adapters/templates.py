@@ -55,9 +55,9 @@ class TemplateRenderer:
         report = context.get("report")
         if not isinstance(report, Mapping):
             return (*self.render(name, context), ())
-        from safety_monitor.adapters.report_charts import report_charts  # matplotlib: loaded only for a report
+        from safety_monitor.adapters.report_charts import PNG, report_charts  # matplotlib: only for a report
 
-        charts = report_charts(report)
+        charts = report_charts(report, PNG)
         stem = f"dsmb-report-{report['data_cut']}"
         images = tuple(
             InlineImage(f"{chart.name}.{stem}@safety-monitor", "image/png", chart.png, f"{chart.name}.png")

@@ -36,7 +36,7 @@ CATCH_UP = timedelta(hours=6)
 # A schedule rendered with this template mails the DSMB safety report (service/report.py), its data cut the slot's
 # local date; its figures are stored with the outbox row, so a retried send shows the same report.
 DSMB_REPORT_TEMPLATE = "dsmb_report"
-ReportSource = Callable[[date], Awaitable[dict[str, Any]]]
+ReportSource = Callable[[date, date | None], Awaitable[dict[str, Any]]]  # (data cut, new since) -> figures
 
 
 def digest_mail_id(schedule: DigestSchedule, slot: datetime) -> str:
@@ -82,7 +82,10 @@ async def send_scheduled_digests(
                 raise RuntimeError(
                     f"digest schedule {schedule.name!r} mails the DSMB report but no report source is set"
                 )
-            context["report"] = await report(slot.astimezone(ZoneInfo(schedule.schedule.time_zone)).date())
+            zone = ZoneInfo(schedule.schedule.time_zone)
+            # "New since the last report": since this schedule's previous run (its default when there was none).
+            since = last.astimezone(zone).date() if last is not None else None
+            context["report"] = await report(slot.astimezone(zone).date(), since)
         async with store() as uow:
             last = await uow.digests.last_sent(key)
             if last is not None and last >= slot:

@@ -347,10 +347,11 @@ def _boundaries(
         condition = rule.condition
         if not isinstance(condition, CohortCondition):
             continue
+        qualifying = [f for f in facts if condition.qualifies(f.pt, f.grade)]  # once, not at every evaluation date
         for study in studies:
             path = []
             for on in days:
-                status = condition.evaluate(study, on, facts, doses)
+                status = condition.evaluate(study, on, qualifying, doses)
                 path.append(
                     {
                         "on": on.isoformat(),

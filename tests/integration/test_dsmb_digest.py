@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,9 @@ async def test_weekly_dsmb_digest_carries_the_report_with_cid_images_and_the_dai
     await _trial(store, catalogue)
     routing = _routing()
 
-    async def report(cut: date) -> dict[str, Any]:
-        return await build_report(store, catalogue, ScipyStatistics(), as_of=cut)
+    async def report(cut: date, since: date | None) -> dict[str, Any]:
+        assert since is None  # the schedule's first run
+        return await build_report(store, catalogue, ScipyStatistics(), as_of=cut, since=since)
 
     written = await send_scheduled_digests(store, routing, MONDAY_0930_SHANGHAI, report=report)
     assert written == ["mm-daily", "dsmb-weekly"]
@@ -131,3 +132,16 @@ async def test_a_dsmb_report_schedule_without_a_report_source_refuses_to_write(s
 def test_templates_exist_for_the_report(tmp_path: Path) -> None:
     for name in ("dsmb_report_subject.txt.j2", "dsmb_report.txt.j2", "dsmb_report.html.j2", "report.html.j2"):
         assert (ROOT / "templates" / name).is_file()
+
+
+async def test_the_next_weekly_report_counts_new_events_since_the_previous_one(store: UnitOfWorkFactory) -> None:
+    asked: list[tuple[date, date | None]] = []
+
+    async def report(cut: date, since: date | None) -> dict[str, Any]:
+        asked.append((cut, since))
+        return {"data_cut": cut.isoformat()}
+
+    routing = _routing()
+    await send_scheduled_digests(store, routing, MONDAY_0930_SHANGHAI, report=report)
+    await send_scheduled_digests(store, routing, MONDAY_0930_SHANGHAI + timedelta(days=7), report=report)
+    assert asked == [(date(2026, 5, 4), None), (date(2026, 5, 11), date(2026, 5, 4))]
