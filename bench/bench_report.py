@@ -50,19 +50,21 @@ async def bench(subjects: int, days: int, runs: int, tmp: Path, database: Path |
 
         print(f"imports (scipy, lifelines, matplotlib), once per process: {time.perf_counter() - started:.2f} s")
         for run in range(1, runs + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             figures = await app.report(as_of=trial.last_day, since=trial.first_day)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             html = app.renderer.report_html(figures, datetime.now().isoformat(timespec="seconds"))
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             text = json.dumps(figures)
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.process_time()
             total = t3 - t0
             verdict = "OK" if total < TARGET_SECONDS else "OVER TARGET"
+            # CPU time (every thread of this process: the SQLite driver runs in one) is the figure to compare on a
+            # busy machine, where the wall clock also counts waiting for a core.
             print(
-                f"run {run}: figures {t1 - t0:.2f} s, HTML with charts {t2 - t1:.2f} s ({len(html) / 1e6:.1f} MB), "
-                f"JSON {t3 - t2:.3f} s ({len(text) / 1e6:.1f} MB); total {total:.2f} s (target < {TARGET_SECONDS:g} s: "
-                f"{verdict})"
+                f"run {run}: figures {t1 - t0:.2f} s (CPU {c1 - c0:.2f} s), HTML with charts {t2 - t1:.2f} s "
+                f"(CPU {c2 - c1:.2f} s, {len(html) / 1e6:.1f} MB), JSON {t3 - t2:.3f} s ({len(text) / 1e6:.1f} MB); "
+                f"total {total:.2f} s, CPU {c3 - c0:.2f} s (target < {TARGET_SECONDS:g} s: {verdict})"
             )
         population = figures["population"]
         print(

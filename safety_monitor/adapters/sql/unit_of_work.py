@@ -302,13 +302,18 @@ class _Subjects(_Sql):
             SubjectEventFact(
                 row.study_id,
                 row.subject_id,
-                SubjectEventKind(row.event),
+                _EVENT_KINDS[row.event],
                 PartialDate.parse(row.event_dtc),
                 row.drug,
                 row.reason,
             )
             for row in result
         ]
+
+
+# Enum lookups by value, without Enum.__call__ per row (thousands of rows per report).
+_EVENT_KINDS = {kind.value: kind for kind in SubjectEventKind}
+_RESPONSES = {response.value: response for response in OverallResponse}
 
 
 def _response_row(response: TumourResponse) -> dict[str, Any]:
@@ -331,7 +336,7 @@ def _response(row: Any) -> TumourResponse:
     envelope = Envelope(
         row.msg_id, MessageType.RS, row.sent_at, row.site_id, row.record_version, row.study_id, row.subject_id
     )
-    response = OverallResponse(row.rsstresc)
+    response = _RESPONSES[row.rsstresc]
     return TumourResponse(envelope, row.rstestcd, response, PartialDate.parse(row.rsdtc), row.visit)
 
 
