@@ -11,17 +11,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from safety_monitor.domain import ae_summary, exposure, imputation, response, survival
-from safety_monitor.domain.conditions.ae import AeCondition, is_fatal
-from safety_monitor.domain.conditions.cohort import CohortCondition
-from safety_monitor.domain.conditions.deadline import DeadlineCondition
-from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.conditions.ae import AeCondition
 from safety_monitor.domain.messages import SubjectEventKind
 from safety_monitor.domain.rules import Ruleset
-from safety_monitor.service.ports import KaplanMeier, Statistics, SubjectKey, UnitOfWorkFactory
+from safety_monitor.service import report_efficacy, report_safety
+from safety_monitor.service.ports import Statistics, SubjectKey, UnitOfWorkFactory
 from safety_monitor.service.report_inputs import ReportInputs, read_inputs
 
 PER_100 = 100.0
-BOUNDARY_STEP = timedelta(days=7)  # the path of a cohort boundary: one point a week, and the cut
 
 
 def report_window(as_of: date, since: date | None) -> tuple[date, datetime]:
@@ -46,7 +43,7 @@ def assemble(
     first_doses = {key: e.first_dose for key, e in exposures.items()}
     safety_n = len(exposures)
     teaes = ae_summary.treatment_emergent(inputs.adverse_events, first_doses, cut)
-    deaths = _deaths(inputs, cut)
+    deaths = report_safety.deaths(inputs, cut)
     return {
         "data_cut": cut.isoformat(),
         "new_since": since_at.isoformat(),
@@ -82,7 +79,7 @@ def assemble(
             }
             for row in ae_summary.special_interest(teaes, _signals(ruleset))
         ],
-        "new_serious": _new_serious(inputs, ruleset, first_doses, cut, since_at),
+        "new_serious": report_safety.new_serious(inputs, ruleset, first_doses, cut, since_at),
         "deaths": deaths,
         "alerts": [
             {"rule_id": rule_id, "status": status, "alerts": n}
@@ -103,8 +100,8 @@ def assemble(
                 for a in inputs.open_alerts[:15]
             ],
         },
-        "boundaries": _boundaries(inputs, ruleset, first_doses, cut),
-        **_efficacy(inputs, stats, cut),
+        "boundaries": report_safety.boundaries(inputs, ruleset, first_doses, cut),
+        **report_efficacy.efficacy(inputs, stats, cut),
         "methods": METHODS,
     }
 
@@ -232,207 +229,3 @@ def _population(
         "completed": len(completed),
         "died": len(died),
     }
-
-
-def _deaths(inputs: ReportInputs, cut: date) -> list[dict[str, Any]]:
-    fatal: dict[SubjectKey, Any] = {}
-    for event in inputs.adverse_events:
-        if is_fatal(event):
-            fatal.setdefault((event.envelope.study_id, event.envelope.subject_id), event)
-    found: dict[SubjectKey, dict[str, Any]] = {}
-    for e in inputs.events:
-        day = imputation.earliest(e.event_date)
-        key = (e.study_id, e.subject_id)
-        if e.event is SubjectEventKind.DIED and day is not None and day <= cut:
-            if key in found and found[key]["date"] <= day.isoformat():
-                continue
-            ae = fatal.get(key)
-            cause = e.reason or (ae.preferred_term if ae is not None else None)
-            found[key] = {
-                "study_id": key[0],
-                "subject_id": key[1],
-                "date": day.isoformat(),
-                "date_as_sent": e.event_date.text,
-                "cause": cause,
-                "source": "DIED",
-            }
-    for key, ae in fatal.items():
-        day = imputation.earliest(ae.end_date or ae.onset_date)
-        if key not in found and day is not None and day <= cut:
-            text = (ae.end_date or ae.onset_date).text
-            found[key] = {
-                "study_id": key[0],
-                "subject_id": key[1],
-                "date": day.isoformat(),
-                "date_as_sent": text,
-                "cause": ae.preferred_term,
-                "source": "AE",
-            }
-    return sorted(found.values(), key=lambda d: (d["date"], d["subject_id"]))
-
-
-def _new_serious(
-    inputs: ReportInputs, ruleset: Ruleset, first_doses: Mapping[SubjectKey, date], cut: date, since_at: datetime
-) -> list[dict[str, Any]]:
-    until = datetime.combine(cut + timedelta(days=1), time(), tzinfo=UTC)
-    rows = []
-    for event in inputs.adverse_events:
-        sent = inputs.first_serious_sent.get(event.record_key)
-        if sent is None or not since_at <= sent < until:
-            continue
-        clocks = []
-        for clock in inputs.clocks.get(event.record_key, []):
-            rule = ruleset.by_id(clock.rule_id)
-            due = (
-                clock.due_at(rule.condition)
-                if rule is not None and isinstance(rule.condition, DeadlineCondition)
-                else None
-            )
-            clocks.append(
-                {
-                    "rule_id": clock.rule_id,
-                    "started_at": clock.started_at.isoformat(),
-                    "due_at": due.isoformat() if due is not None else None,
-                    "closed_at": clock.closed_at.isoformat() if clock.closed_at else None,
-                    "closed_reason": clock.closed_reason,
-                    "overdue": due is not None and clock.closed_at is None and due < until,
-                }
-            )
-        env = event.envelope
-        rows.append(
-            {
-                "study_id": env.study_id,
-                "subject_id": env.subject_id,
-                "aespid": event.ae_spid,
-                "pt": event.preferred_term,
-                "soc": event.system_organ_class,
-                "verbatim": event.verbatim_term,
-                "grade": event.investigator_grade,
-                "onset": event.onset_date.text if event.onset_date else None,
-                "first_reported_serious": sent.isoformat(),
-                "fatal": is_fatal(event),
-                "causality": {"anlotinib": event.causality_anlotinib, "ici": event.causality_ici},
-                "expectedness": inputs.expectedness.get(event.record_key),
-                "susar_clocks": clocks,
-            }
-        )
-    return sorted(rows, key=lambda r: (r["first_reported_serious"], r["subject_id"], r["aespid"]))
-
-
-def _boundaries(
-    inputs: ReportInputs, ruleset: Ruleset, first_doses: Mapping[SubjectKey, date], cut: date
-) -> list[dict[str, Any]]:
-    facts = [
-        AeFact(
-            e.envelope.study_id,
-            e.envelope.subject_id,
-            e.system_organ_class,
-            e.preferred_term,
-            e.investigator_grade or 0,
-            e.onset_date,
-        )
-        for e in inputs.adverse_events
-    ]
-    doses: dict[tuple[str, str], date | None] = dict(first_doses)
-    studies = sorted({key[0] for key in first_doses})
-    start = min(first_doses.values()) if first_doses else cut
-    days = []
-    day = start
-    while day < cut:
-        days.append(day)
-        day += BOUNDARY_STEP
-    days.append(cut)
-    out = []
-    for rule in ruleset.cohort_rules:
-        condition = rule.condition
-        if not isinstance(condition, CohortCondition):
-            continue
-        qualifying = [f for f in facts if condition.qualifies(f.pt, f.grade)]  # once, not at every evaluation date
-        for study in studies:
-            path = []
-            for on in days:
-                status = condition.evaluate(study, on, qualifying, doses)
-                path.append(
-                    {
-                        "on": on.isoformat(),
-                        "events": status.events,
-                        "evaluable": status.evaluable,
-                        "statistic": status.status.statistic,
-                        "boundary": status.status.boundary,
-                        "crossed": status.status.crossed,
-                    }
-                )
-            last = path[-1]
-            out.append(
-                {
-                    "rule_id": rule.id,
-                    "title": rule.title,
-                    "study_id": study,
-                    "statistic_name": "Pr(rate > theta | data)" if hasattr(condition.boundary, "theta") else "LLR",
-                    "events": last["events"],
-                    "evaluable": last["evaluable"],
-                    "statistic": last["statistic"],
-                    "boundary": last["boundary"],
-                    "crossed": last["crossed"],
-                    "path": path,
-                }
-            )
-    return out
-
-
-def _km_json(km: KaplanMeier) -> dict[str, Any]:
-    return {
-        "subjects": km.events + km.censored,
-        "events": km.events,
-        "censored": km.censored,
-        "median_days": km.median,
-        "median_ci95": list(km.median_ci),
-        "km": [{"t_days": t, "survival": s, "at_risk": n, "events": d, "censored": c} for t, s, n, d, c in km.steps],
-    }
-
-
-def _efficacy(inputs: ReportInputs, stats: Statistics, cut: date) -> dict[str, Any]:
-    origin = survival.origins(inputs.events, cut)
-    deaths = survival.death_dates(inputs.events, cut)
-    rs = survival.assessments(inputs.responses, cut)
-    last_alive = _last_known_alive(inputs, rs, cut)
-    os_records = survival.overall_survival(origin, deaths, last_alive)
-    pfs_records = survival.progression_free_survival(origin, deaths, inputs.events, rs, cut)
-    summary = response.summarise({k: v for k, v in rs.items() if k in origin or k in inputs.subjects})
-    low, high = stats.clopper_pearson(summary.responders, summary.evaluable)
-    return {
-        "os": _km_json(stats.kaplan_meier([r.days for r in os_records], [r.event for r in os_records])),
-        "pfs": _km_json(stats.kaplan_meier([r.days for r in pfs_records], [r.event for r in pfs_records])),
-        "orr": {
-            "evaluable": summary.evaluable,
-            "responders": summary.responders,
-            "rate": summary.responders / summary.evaluable if summary.evaluable else None,
-            "ci95": [low, high] if summary.evaluable else [None, None],
-            "best_overall_response": dict(summary.best),
-            "confirmed": False,
-        },
-    }
-
-
-def _last_known_alive(
-    inputs: ReportInputs, rs: Mapping[SubjectKey, list[tuple[date, Any]]], cut: date
-) -> dict[SubjectKey, date]:
-    """The latest complete clinical date of each subject on or before the cut (never a transmission time)."""
-    latest: dict[SubjectKey, date] = {}
-
-    def see(key: SubjectKey, day: date | None) -> None:
-        if day is not None and day <= cut and (key not in latest or day > latest[key]):
-            latest[key] = day
-
-    for e in inputs.events:
-        see((e.study_id, e.subject_id), survival.complete_on_or_before(e.event_date, cut))
-    for ae in inputs.adverse_events:
-        key = (ae.envelope.study_id, ae.envelope.subject_id)
-        see(key, survival.complete_on_or_before(ae.onset_date, cut))
-        see(key, survival.complete_on_or_before(ae.end_date, cut))
-    for key, text in inputs.finding_dates.items():
-        see(key, date.fromisoformat(text))
-    for key, items in rs.items():
-        for day, _ in items:
-            see(key, day)
-    return latest
