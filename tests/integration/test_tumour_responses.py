@@ -58,3 +58,10 @@ async def test_last_complete_finding_dates_ignore_partial_dates_and_dates_after_
     async with store() as uow:
         dates = await uow.findings.last_complete_dates("2026-06-15")
     assert dates == {("ALTER-ICI-01", S7): "2026-05-02"}
+
+
+def test_rs_messages_travel_on_the_subject_topic() -> None:
+    from streams.topics import TopicNames
+
+    names = TopicNames()
+    assert names.for_msg_type("RS") == names.for_msg_type("SUBJECT") == "safety.subject"
