@@ -89,13 +89,15 @@ test: $(VENV)/.installed-test lint typecheck contracts pytest walkthrough
 
 ## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
 ## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; grade 1,000,000
-## generated SDTM lab records with grade-labs (records/s); then the Kafka path (bench-kafka, in the same run)
+## generated SDTM lab records with grade-labs (records/s); the DSMB report of 1,000 subjects and ~200,000 messages
+## (seconds, target < 5 s); then the Kafka path (bench-kafka, in the same run)
 N ?= 100000
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_hostile.py --messages 20000 --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
+	$(BIN)/python bench/bench_report.py
 	$(BENCH_KAFKA)
 
 ## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with

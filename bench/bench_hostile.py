@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the hostile line
 
 from bench.bench_replay import with_sqlite
 from safety_monitor.settings import Settings
-from streams.synthetic_trial import generate_load, write_jsonl
+from safety_monitor.demo import generate_load, write_jsonl
 from tests.hostile import spliced_file
 
 TARGET_KEPT = 0.5  # issue 10: at least half the clean file's rate

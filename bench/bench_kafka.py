@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.synthetic_trial import generate_load
+from safety_monitor.demo import generate_load
 from streams.topics import KafkaSettings, create_topics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.bootstrap import App, bootstrap
+from safety_monitor.demo import generate_load, write_jsonl
 from safety_monitor.settings import Settings
 from streams.embedded import RunSummary, replay_file
-from streams.synthetic_trial import generate_load, write_jsonl
 
 TARGET_EVENTS_PER_S = 10_000
 

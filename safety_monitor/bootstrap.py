@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +32,7 @@ from safety_monitor.service.delivery import DeliveryReport, deliver_due
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import Clock, Mailer, UnitOfWorkFactory
 from safety_monitor.service.reload import Configuration, ConfigurationHolder
+from safety_monitor.service.report import build_report
 from safety_monitor.service.routing_jobs import routing_jobs
 from safety_monitor.service.scheduler import ScheduledJob, Scheduler
 from safety_monitor.settings import Settings
@@ -110,6 +112,16 @@ class App:
             ignore_waits=ignore_waits,
         )
 
+    async def report(self, *, as_of: date, since: date | None = None) -> dict[str, Any]:
+        """The DSMB safety report's figures as of a data cut, under the rules in force."""
+        # scipy and lifelines take seconds to import: only commands and jobs that build a report load them.
+        from safety_monitor.adapters.statistics import ScipyStatistics
+
+        return await build_report(self.store, self.pipeline.ruleset, ScipyStatistics(), as_of=as_of, since=since)
+
+    async def _report_for_cut(self, as_of: date, since: date | None) -> dict[str, Any]:
+        return await self.report(as_of=as_of, since=since)
+
     def scheduled_jobs(self, delivery_every: timedelta = timedelta(seconds=2)) -> list[ScheduledJob]:
         """The scheduled jobs of a runtime: the SAE reporting clock (reminders, overdue), then the notification
         path (reminders, digests, routed delivery), each run once per slot across workers. Each job reads the
@@ -123,6 +135,7 @@ class App:
             sender=self.settings.mail_from,
             mail_domain=self.settings.mail_domain,
             delivery_every=delivery_every,
+            report=self._report_for_cut,
         )
         return [deadline_job(self.store, lambda: self.pipeline), *notification_jobs]
 

@@ -22,7 +22,8 @@ with warnings.catch_warnings():  # kafka-python 3.0 emits DeprecationWarnings at
 
 log = logging.getLogger(__name__)
 
-MSG_TYPE_TOPICS = {"AE": "ae", "LB": "lab", "VS": "vitals", "EG": "ecg", "SUBJECT": "subject"}
+# Tumour assessments (RS) travel on the subject topic: a few per subject per six weeks, keyed like the rest.
+MSG_TYPE_TOPICS = {"AE": "ae", "LB": "lab", "VS": "vitals", "EG": "ecg", "SUBJECT": "subject", "RS": "subject"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,9 +31,11 @@ from safety_monitor.domain.messages import (
     Envelope,
     Finding,
     MessageType,
+    OverallResponse,
     SiteMessage,
     SubjectEvent,
     SubjectEventKind,
+    TumourResponse,
 )
 
 # Caps checked before a line is parsed: a site's line is hostile until proven otherwise. A wire message is one
@@ -313,7 +315,21 @@ class SubjectMessage(_Envelope):
     """A subject status event: enrolment, dosing, discontinuation, death (denominators for incidence)."""
 
     msg_type: Literal["SUBJECT"]
-    EVENT: Literal["ENROLLED", "FIRST_DOSE", "DOSE_INTERRUPTED", "DOSE_RESUMED", "DISCONTINUED", "DIED", "COMPLETED"]
+    EVENT: Literal[
+        "ENROLLED",
+        "FIRST_DOSE",
+        "DOSE_INTERRUPTED",
+        "DOSE_RESUMED",
+        "DISCONTINUED",
+        "DIED",
+        "COMPLETED",
+        "RANDOMIZED",
+        "PROGRESSED",
+        "ALIVE",
+    ] = Field(
+        description="RANDOMIZED: the time origin of PFS and OS; PROGRESSED: documented progression on EVENTDTC; "
+        "ALIVE: survival follow-up, known alive on EVENTDTC."
+    )
     EVENTDTC: SdtmDate
     ARM: Text | None = None
     DRUG: Literal["ANLOTINIB", "ICI"] | None = None
@@ -330,7 +346,30 @@ class SubjectMessage(_Envelope):
         )
 
 
-WireMessage = Annotated[AeMessage | LbMessage | VsMessage | EgMessage | SubjectMessage, Discriminator("msg_type")]
+class RsMessage(_Envelope):
+    """A tumour response assessment (SDTM RS): the RECIST 1.1 overall response at one time point."""
+
+    msg_type: Literal["RS"]
+    RSTESTCD: Literal["OVRLRESP"] = Field(description="OVRLRESP: overall response (RECIST 1.1).")
+    RSSTRESC: Annotated[Literal["CR", "PR", "SD", "PD", "NE", "NON-CR/NON-PD"], BeforeValidator(_upper)] = Field(
+        description="CR, PR, SD, PD, NE or NON-CR/NON-PD."
+    )
+    RSDTC: SdtmDate = Field(description="Assessment date, ISO 8601; only complete dates count for PFS and ORR.")
+    VISIT: Code | None = None
+
+    def to_domain(self) -> TumourResponse:
+        return TumourResponse(
+            envelope=self._envelope(MessageType.RS),
+            test_code=self.RSTESTCD,
+            response=OverallResponse(self.RSSTRESC),
+            assessed_on=PartialDate.parse(self.RSDTC),
+            visit=self.VISIT,
+        )
+
+
+WireMessage = Annotated[
+    AeMessage | LbMessage | VsMessage | EgMessage | SubjectMessage | RsMessage, Discriminator("msg_type")
+]
 _ADAPTER: TypeAdapter[WireMessage] = TypeAdapter(WireMessage)
 _MODELS: dict[str, type[_Envelope]] = {
     "AE": AeMessage,
@@ -338,6 +377,7 @@ _MODELS: dict[str, type[_Envelope]] = {
     "VS": VsMessage,
     "EG": EgMessage,
     "SUBJECT": SubjectMessage,
+    "RS": RsMessage,
 }
 
 

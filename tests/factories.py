@@ -122,6 +122,24 @@ def subject_event(
     }
 
 
+def rs(
+    subject: str = subject_id(7),
+    response: str = "PR",
+    on: str = "2026-04-13",
+    *,
+    version: int = 1,
+    msg_id: str | None = None,
+    visit: str | None = "C3D1",
+) -> dict[str, Any]:
+    """An RS overall response (RECIST 1.1)."""
+    return _envelope("RS", subject, version, msg_id) | {
+        "RSTESTCD": "OVRLRESP",
+        "RSSTRESC": response,
+        "RSDTC": on,
+        "VISIT": visit,
+    }
+
+
 def enrolled_and_dosed(subject: str, first_dose: str = "2026-03-02") -> list[dict[str, Any]]:
     return [
         subject_event(subject, "ENROLLED", "2026-02-27", drug=None),

@@ -16,7 +16,8 @@ from safety_monitor.service.ports import OutgoingMail, Refusals
 
 
 def to_mime(mail: OutgoingMail, *, date: datetime | None = None) -> EmailMessage:
-    """multipart/alternative: the plain text first, then the HTML part."""
+    """multipart/alternative: the plain text first, then the HTML part; with inline images the HTML part is a
+    multipart/related holding the HTML and each image under its Content-ID (RFC 2387, RFC 2392 cid: URLs)."""
     message = EmailMessage()
     message["Message-ID"] = mail.message_id
     message["From"] = mail.sender
@@ -26,6 +27,19 @@ def to_mime(mail: OutgoingMail, *, date: datetime | None = None) -> EmailMessage
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
+    if mail.images:
+        html_part = message.get_body(preferencelist=("html",))
+        assert isinstance(html_part, EmailMessage)
+        for image in mail.images:
+            maintype, subtype = image.mime_type.split("/", 1)
+            html_part.add_related(
+                image.data,
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{image.content_id}>",
+                filename=image.filename,
+                disposition="inline",
+            )
     return message
 
 

@@ -13,11 +13,11 @@ from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.incidence import AeFact
-from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
-from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.ports import AeKey, DrawKey, HitKey, LeaseState, SubjectKey
+from safety_monitor.domain.subjects import Subject, SubjectEventFact, event_fact
+from safety_monitor.service.ports import AeKey, DrawKey, HitKey, LeaseState, ResponseKey, SubjectKey
 from safety_monitor.service.records import (
     AlertNotificationState,
     DeadLetter,
@@ -54,6 +54,7 @@ class MemoryState:
     sae_clocks: dict[tuple[str, ClockKey], SaeClock] = field(default_factory=dict)
     review_actions: list[ReviewAction] = field(default_factory=list)  # append-only
     publications: dict[str, Publication] = field(default_factory=dict)
+    tumour_responses: dict[str, TumourResponse] = field(default_factory=dict)  # every version, by msg_id
 
 
 class _Repo:
@@ -101,6 +102,41 @@ class _Subjects(_Repo):
     async def safety_population(self) -> dict[SubjectKey, Subject]:
         return {k: v for k, v in self.s.subjects.items() if v.in_safety_population}
 
+    async def all(self) -> dict[SubjectKey, Subject]:
+        return dict(self.s.subjects)
+
+    async def events(self) -> list[SubjectEventFact]:
+        seen: set[str] = set()
+        facts = []
+        for event in self.s.subject_events:
+            if event.envelope.msg_id not in seen:
+                seen.add(event.envelope.msg_id)
+                facts.append(event_fact(event))
+        return facts
+
+
+class _TumourResponses(_Repo):
+    async def latest_versions(self, keys: Iterable[ResponseKey]) -> dict[ResponseKey, int]:
+        wanted = set(keys)
+        found: dict[ResponseKey, int] = {}
+        for response in self.s.tumour_responses.values():
+            key = response.record_key
+            if key in wanted:
+                found[key] = max(found.get(key, 0), response.envelope.record_version)
+        return found
+
+    async def add(self, responses: Sequence[TumourResponse]) -> None:
+        for response in responses:
+            self.s.tumour_responses.setdefault(response.envelope.msg_id, response)
+
+    async def current(self) -> list[TumourResponse]:
+        best: dict[ResponseKey, TumourResponse] = {}
+        for response in self.s.tumour_responses.values():
+            held = best.get(response.record_key)
+            if held is None or response.envelope.record_version > held.envelope.record_version:
+                best[response.record_key] = response
+        return [best[k] for k in sorted(best)]
+
 
 class _AdverseEvents(_Repo):
     async def current(self, keys: Iterable[AeKey]) -> dict[AeKey, AdverseEvent]:
@@ -135,6 +171,14 @@ class _AdverseEvents(_Repo):
 
     async def with_derived_grade(self) -> list[AdverseEvent]:
         return [e for _, e in sorted(self.s.ae_current.items()) if e.derived_grade is not None]
+
+    async def first_serious_sent(self) -> dict[AeKey, datetime]:
+        found: dict[AeKey, datetime] = {}
+        for event in self.s.ae_versions.values():
+            if (event.serious or "") == "Y":
+                key, sent = event.record_key, event.envelope.sent_at
+                found[key] = min(found.get(key, sent), sent)
+        return found
 
     async def unknown_subject_count(self) -> int:
         return sum(1 for k in self.s.ae_current if (k[0], k[1]) not in self.s.subjects)
@@ -191,6 +235,17 @@ class _Findings(_Repo):
         for finding in baselines:
             self.s.baselines[test_key(finding)] = finding.envelope.msg_id
 
+    async def last_complete_dates(self, on_or_before: str) -> dict[SubjectKey, str]:
+        latest: dict[SubjectKey, str] = {}
+        for stored in self.s.findings.values():
+            f = stored.finding
+            day = f.collected_at.as_date()
+            if day is None or day.isoformat() > on_or_before:
+                continue
+            key = (f.envelope.study_id, f.envelope.subject_id)
+            latest[key] = max(latest.get(key, ""), day.isoformat())
+        return latest
+
 
 class _Hits(_Repo):
     async def add(self, hits: Sequence[RuleHit]) -> None:
@@ -231,6 +286,13 @@ class _Alerts(_Repo):
 
     async def changes_since(self, since: datetime | None) -> list[AlertChange]:
         return [c for c in self.s.alert_changes if since is None or c.at > since]
+
+    async def status_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for alert in self.s.alerts.values():
+            key = (alert.rule_id, alert.status.value)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     async def count_by_rule(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -468,6 +530,7 @@ class MemoryUnitOfWork:
         self.sae_clocks = _SaeClocks(self)
         self.review_actions = _ReviewActions(self)
         self.publications = _Publications(self)
+        self.tumour_responses = _TumourResponses(self)
 
     async def __aenter__(self) -> Self:
         self.working = copy.deepcopy(self.state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import click
 
 from safety_monitor.bootstrap import App
 from safety_monitor.cli.common import app_for, print_delivery, print_summary, run_app, settings_from_env
+from safety_monitor.demo import generate_trial, write_jsonl
 from safety_monitor.service.digests import build_digest
 from streams.embedded import replay_file
-from streams.synthetic_trial import generate_trial, write_jsonl
 
 DEMO_RECIPIENTS = ("dsmb@example.org", "medical-monitor@example.org")
 
@@ -48,6 +49,12 @@ def demo(seed: int, subjects: int, out: Path) -> None:
         digest = await build_digest(app.store, app.renderer, kind="weekly", now=app.clock.now())
         (out / "digest.html").write_text(digest.html, encoding="utf-8")
         (out / "digest.txt").write_text(digest.text, encoding="utf-8")
+        # The DSMB report at the trial's last day; the first report of the trial, so everything is new since its start.
+        figures = await app.report(as_of=trial.last_day, since=trial.first_day)
+        (out / "report.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        (out / "report.html").write_text(
+            app.renderer.report_html(figures, app.clock.now().isoformat(timespec="seconds")), encoding="utf-8"
+        )
         async with app.store() as uow:
             alerts = await uow.alerts.count_by_rule()
             outbox = await uow.outbox.counts()
@@ -65,6 +72,9 @@ def demo(seed: int, subjects: int, out: Path) -> None:
         mail_where = settings.mail_capture_dir if settings.mail_backend == "capture" else settings.smtp_host
         click.echo(f"mail ({settings.mail_backend}): {mail_where}")
         click.echo(f"digest:   {out / 'digest.html'} and {out / 'digest.txt'}")
+        click.echo(
+            f"report:   {out / 'report.html'} and {out / 'report.json'} (DSMB safety report, data cut {trial.last_day})"
+        )
         click.echo(f"database: {settings.database_url}")
         click.echo("next:     .venv/bin/safety-monitor incidence")
         return failure

@@ -31,6 +31,7 @@ from safety_monitor.cli.demo import demo
 from safety_monitor.cli.failures import FailingPlainly
 from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.cli.health import health
+from safety_monitor.cli.report import report
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
@@ -190,7 +191,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @cli.command()
-@click.option("--type", "msg_type", type=click.Choice(["AE", "LB", "VS", "EG", "SUBJECT"]), default=None)
+@click.option("--type", "msg_type", type=click.Choice(["AE", "LB", "VS", "EG", "SUBJECT", "RS"]), default=None)
 def schema(msg_type: str | None) -> None:
     """Print the JSON Schemas of the wire messages sites publish."""
     schemas = json_schemas()
@@ -293,6 +294,7 @@ cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(health)
 cli.add_command(grade_labs)
+cli.add_command(report)
 cli.add_command(kafka.worker)
 cli.add_command(kafka.publish)
 cli.add_command(kafka.topics)

@@ -1,4 +1,5 @@
-"""Owns the clinical facts a site reports: adverse events, findings (lab, vital sign, ECG) and subject events."""
+"""Owns the clinical facts a site reports: adverse events, findings (lab, vital sign, ECG), subject events and
+tumour responses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class MessageType(StrEnum):
     VS = "VS"
     EG = "EG"
     SUBJECT = "SUBJECT"
+    RS = "RS"
 
 
 class SubjectEventKind(StrEnum):
@@ -25,6 +27,11 @@ class SubjectEventKind(StrEnum):
     DISCONTINUED = "DISCONTINUED"
     DIED = "DIED"
     COMPLETED = "COMPLETED"
+    # Efficacy follow-up (the protocol's PFS and OS): randomisation is the time origin, PROGRESSED a documented
+    # progression, ALIVE a survival follow-up contact (known alive on EVENTDTC).
+    RANDOMIZED = "RANDOMIZED"
+    PROGRESSED = "PROGRESSED"
+    ALIVE = "ALIVE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +118,32 @@ class SubjectEvent:
     reason: str | None
 
 
-SiteMessage = AdverseEvent | Finding | SubjectEvent
+class OverallResponse(StrEnum):
+    """RECIST 1.1 overall response at one time point (SDTM RS, RSTESTCD OVRLRESP, RSSTRESC)."""
+
+    CR = "CR"
+    PR = "PR"
+    SD = "SD"
+    PD = "PD"
+    NE = "NE"
+    NON_CR_NON_PD = "NON-CR/NON-PD"  # non-target disease only (RECIST 1.1 section 4.3.2)
+
+
+@dataclass(frozen=True, slots=True)
+class TumourResponse:
+    """One version of a tumour response assessment (SDTM RS); the record key is subject, test and RSDTC, like a
+    finding's; a follow-up with a higher record_version replaces it, a lower one is stale."""
+
+    envelope: Envelope
+    test_code: str  # RSTESTCD: OVRLRESP
+    response: OverallResponse  # RSSTRESC
+    assessed_on: PartialDate  # RSDTC
+    visit: str | None = None
+
+    @property
+    def record_key(self) -> tuple[str, str, str, str]:
+        env = self.envelope
+        return (env.study_id, env.subject_id, self.test_code, self.assessed_on.text)
+
+
+SiteMessage = AdverseEvent | Finding | SubjectEvent | TumourResponse

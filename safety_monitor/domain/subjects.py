@@ -20,6 +20,23 @@ def _sort_key(value: PartialDate) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectEventFact:
+    """A stored SUBJECT event as the reports read it: who, what, when, which drug and why."""
+
+    study_id: str
+    subject_id: str
+    event: SubjectEventKind
+    event_date: PartialDate
+    drug: str | None = None
+    reason: str | None = None
+
+
+def event_fact(event: SubjectEvent) -> SubjectEventFact:
+    env = event.envelope
+    return SubjectEventFact(env.study_id, env.subject_id, event.event, event.event_date, event.drug, event.reason)
+
+
+@dataclass(frozen=True, slots=True)
 class Subject:
     """A trial subject. In the safety population once any study drug was given (`first_dose_on` set)."""
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from safety_monitor.domain.routing import Routing
 from safety_monitor.service.notifications import ALERTS_MAIL, FlushReport, flush_due
-from safety_monitor.service.ports import Mailer, OutgoingMail, Renderer, UnitOfWorkFactory
+from safety_monitor.service.ports import InlineImage, Mailer, OutgoingMail, Renderer, UnitOfWorkFactory
 from safety_monitor.service.records import DELIVERED, Notice
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,17 @@ class DeliveryReport:
 DIGEST_MAIL = "digest"  # outbox kind of a scheduled digest (context: the digest's, plus its template name)
 
 
-def render_notice(renderer: Renderer, notice: Notice) -> tuple[str, str, str]:
-    """(subject, text, html) of one outbox email. A group of one alert reads like a single-alert email."""
+def render_notice(renderer: Renderer, notice: Notice) -> tuple[str, str, str, tuple[InlineImage, ...]]:
+    """(subject, text, html, inline images) of one outbox email. A group of one alert reads like a single-alert
+    email; a digest carrying the DSMB report brings its charts as images the HTML references by cid:."""
     if notice.kind == ALERTS_MAIL:
         items = notice.context["notifications"]
         if len(items) == 1:
-            return renderer.alert_mail(items[0])
-        return renderer.render("alert_group", notice.context)
+            return (*renderer.alert_mail(items[0]), ())
+        return (*renderer.render("alert_group", notice.context), ())
     if notice.kind == DIGEST_MAIL:
-        return renderer.render(str(notice.context["template"]), notice.context)
-    return renderer.alert_mail(notice.context)  # one alert change per row (rows written before routing)
+        return renderer.render_with_images(str(notice.context["template"]), notice.context)
+    return (*renderer.alert_mail(notice.context), ())  # one alert change per row (rows written before routing)
 
 
 def message_id(notice_id: str, mail_domain: str) -> str:
@@ -110,8 +111,8 @@ async def _deliver_one(
     A 5xx naming a recipient is permanent: that recipient is marked (and surfaced), the others still get the
     email. A 4xx, or any failure of the transport, leaves the recipients it concerns to the next attempt."""
     waiting = notice.waiting_recipients or notice.recipients
-    subject, text, html = render_notice(renderer, notice)
-    mail = OutgoingMail(message_id(notice.notice_id, mail_domain), sender, waiting, subject, text, html)
+    subject, text, html, images = render_notice(renderer, notice)
+    mail = OutgoingMail(message_id(notice.notice_id, mail_domain), sender, waiting, subject, text, html, images)
     attempt = notice.attempts + 1
     try:
         refused = dict(await mailer.send(mail) or {})

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from safety_monitor.domain.routing import DigestSchedule, Routing
 from safety_monitor.service.delivery import DIGEST_MAIL
@@ -30,6 +33,10 @@ log = logging.getLogger(__name__)
 
 DIGEST_CHECK_EVERY = timedelta(minutes=1)
 CATCH_UP = timedelta(hours=6)
+# A schedule rendered with this template mails the DSMB safety report (service/report.py), its data cut the slot's
+# local date; its figures are stored with the outbox row, so a retried send shows the same report.
+DSMB_REPORT_TEMPLATE = "dsmb_report"
+ReportSource = Callable[[date, date | None], Awaitable[dict[str, Any]]]  # (data cut, new since) -> figures
 
 
 def digest_mail_id(schedule: DigestSchedule, slot: datetime) -> str:
@@ -43,9 +50,15 @@ def _run_key(schedule: DigestSchedule) -> str:
 
 
 async def send_scheduled_digests(
-    store: UnitOfWorkFactory, routing: Routing, now: datetime, catch_up: timedelta = CATCH_UP
+    store: UnitOfWorkFactory,
+    routing: Routing,
+    now: datetime,
+    catch_up: timedelta = CATCH_UP,
+    *,
+    report: ReportSource | None = None,
 ) -> list[str]:
-    """Write the digest of every schedule whose current slot has not run yet; returns their names."""
+    """Write the digest of every schedule whose current slot has not run yet; returns their names. `report` builds
+    the DSMB report of a data cut, for schedules using the `dsmb_report` template (required by them)."""
     written: list[str] = []
     for schedule in routing.digests:
         slot = schedule.schedule.latest_at_or_before(now)
@@ -64,6 +77,15 @@ async def send_scheduled_digests(
             "slot": slot.isoformat(),
             "template": schedule.template,
         }
+        if schedule.template == DSMB_REPORT_TEMPLATE:
+            if report is None:
+                raise RuntimeError(
+                    f"digest schedule {schedule.name!r} mails the DSMB report but no report source is set"
+                )
+            zone = ZoneInfo(schedule.schedule.time_zone)
+            # "New since the last report": since this schedule's previous run (its default when there was none).
+            since = last.astimezone(zone).date() if last is not None else None
+            context["report"] = await report(slot.astimezone(zone).date(), since)
         async with store() as uow:
             last = await uow.digests.last_sent(key)
             if last is not None and last >= slot:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from safety_monitor.domain.alerts import Alert, AlertChange, on_basis_removed, on_hit
 from safety_monitor.domain.grading import FindingGrader
-from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.routing import Routing, fallback_routing
 from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key
 from safety_monitor.domain.subjects import Subject, apply_event
@@ -23,7 +23,7 @@ from safety_monitor.service.evaluation import BasisRemoved, evaluate_batch
 from safety_monitor.service.findings import grade_findings
 from safety_monitor.service.notices import alert_context, report_context
 from safety_monitor.service.notifications import plan_notifications
-from safety_monitor.service.ports import AeKey, SubjectKey, UnitOfWork
+from safety_monitor.service.ports import AeKey, ResponseKey, SubjectKey, UnitOfWork
 from safety_monitor.service.publications import outcome_publications
 from safety_monitor.service.records import (
     BatchOutcome,
@@ -126,9 +126,11 @@ async def process_batch(
     subject_events = [i.message for i in new if isinstance(i.message, SubjectEvent)]
     adverse_events = [i.message for i in new if isinstance(i.message, AdverseEvent)]
     findings = [i.message for i in new if isinstance(i.message, Finding)]
+    responses = [i.message for i in new if isinstance(i.message, TumourResponse)]
 
     dose_changed = await _apply_subject_events(uow, subject_events)
     applied_aes, replacing, stale_ids = await _apply_adverse_events(uow, adverse_events)
+    stale_ids |= await _apply_tumour_responses(uow, responses)
     outcome.stale = len(stale_ids)
     outcome.applied = len(new) - outcome.stale
 
@@ -267,6 +269,23 @@ async def _apply_adverse_events(
     await uow.adverse_events.add_versions(ordered)
     await uow.adverse_events.put_current(list(changed.values()))
     return applied, replacing, stale
+
+
+async def _apply_tumour_responses(uow: UnitOfWork, responses: list[TumourResponse]) -> set[str]:
+    """Store every RS version; returns the msg ids of stale ones (a version not above the record's current one,
+    kept in the history and ignored, as for AE follow-ups). Arrival order decides within a batch."""
+    if not responses:
+        return set()
+    latest: dict[ResponseKey, int] = await uow.tumour_responses.latest_versions({r.record_key for r in responses})
+    stale: set[str] = set()
+    for response in responses:
+        version = response.envelope.record_version
+        if version <= latest.get(response.record_key, 0):
+            stale.add(response.envelope.msg_id)
+        else:
+            latest[response.record_key] = version
+    await uow.tumour_responses.add(responses)
+    return stale
 
 
 async def _update_alerts(

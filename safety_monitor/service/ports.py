@@ -17,10 +17,10 @@ from safety_monitor.domain.alerts import Alert, AlertChange
 from safety_monitor.domain.baselines import TestKey
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.incidence import AeFact
-from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
+from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
-from safety_monitor.domain.subjects import Subject
+from safety_monitor.domain.subjects import Subject, SubjectEventFact
 from safety_monitor.service.records import (
     AlertNotificationState,
     DeadLetter,
@@ -34,6 +34,7 @@ from safety_monitor.service.records import (
 
 SubjectKey = tuple[str, str]
 AeKey = tuple[str, str, str]
+ResponseKey = tuple[str, str, str, str]  # study_id, subject_id, RSTESTCD, RSDTC as sent
 HitKey = tuple[str, str, str, str]  # rule_id, study_id, subject_id, occurrence
 DrawKey = tuple[str, str, str, str]  # study_id, subject_id, test code, collection date-time as sent
 
@@ -58,6 +59,14 @@ class SubjectRepository(Protocol):
     async def add_events(self, events: Sequence[SubjectEvent]) -> None: ...
     async def safety_population(self) -> dict[SubjectKey, Subject]: ...
 
+    async def all(self) -> dict[SubjectKey, Subject]:
+        """Every subject known, dosed or not (the report's population section)."""
+        ...
+
+    async def events(self) -> list[SubjectEventFact]:
+        """Every SUBJECT event stored (dosing, randomisation, progression, survival follow-up, death)."""
+        ...
+
 
 class AdverseEventRepository(Protocol):
     async def current(self, keys: Iterable[AeKey]) -> dict[AeKey, AdverseEvent]: ...
@@ -71,6 +80,10 @@ class AdverseEventRepository(Protocol):
         ...
 
     async def unknown_subject_count(self) -> int: ...
+
+    async def first_serious_sent(self) -> dict[AeKey, datetime]:
+        """Per AE record, when its first version marked serious (AESER = Y) was sent (new SAEs of a report)."""
+        ...
 
     async def for_subjects(
         self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
@@ -106,6 +119,25 @@ class FindingRepository(Protocol):
     async def baselines(self, keys: Iterable[TestKey]) -> dict[TestKey, Finding]: ...
     async def set_baselines(self, baselines: Sequence[Finding]) -> None: ...
 
+    async def last_complete_dates(self, on_or_before: str) -> dict[SubjectKey, str]:
+        """Per subject, the latest complete collection date (YYYY-MM-DD) of any LB, VS or EG result on or
+        before `on_or_before` (YYYY-MM-DD): the findings' part of "last known alive"."""
+        ...
+
+
+class TumourResponseRepository(Protocol):
+    """Tumour response assessments (SDTM RS): every version kept; the current one is the highest version."""
+
+    async def latest_versions(self, keys: Iterable[ResponseKey]) -> dict[ResponseKey, int]: ...
+
+    async def add(self, responses: Sequence[TumourResponse]) -> None:
+        """Store versions; a msg_id already stored is left as it is (redelivery)."""
+        ...
+
+    async def current(self) -> list[TumourResponse]:
+        """The current (highest-version) assessment of every record."""
+        ...
+
 
 class RuleHitRepository(Protocol):
     async def add(self, hits: Sequence[RuleHit]) -> None:
@@ -133,6 +165,10 @@ class AlertRepository(Protocol):
     async def add_changes(self, changes: Sequence[AlertChange]) -> None: ...
     async def changes_since(self, since: datetime | None) -> list[AlertChange]: ...
     async def count_by_rule(self) -> dict[str, int]: ...
+
+    async def status_counts(self) -> dict[tuple[str, str], int]:
+        """Alerts per (rule id, status)."""
+        ...
 
     async def open(self) -> list[Alert]:
         """Every alert whose status is open, oldest raised first (the review queue reads these)."""
@@ -338,6 +374,9 @@ class UnitOfWork(Protocol):
     @property
     def publications(self) -> PublicationRepository: ...
 
+    @property
+    def tumour_responses(self) -> TumourResponseRepository: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -356,6 +395,16 @@ class UnitOfWorkFactory(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class InlineImage:
+    """An image the HTML part shows by `cid:` reference (a chart of the DSMB report), attached as a related part."""
+
+    content_id: str  # without angle brackets: the HTML says src="cid:<content_id>"
+    mime_type: str  # "image/png"
+    data: bytes
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMail:
     message_id: str  # "<notice-id@domain>", stable across retries so receivers can drop repeats
     sender: str
@@ -363,6 +412,7 @@ class OutgoingMail:
     subject: str
     text: str
     html: str
+    images: tuple[InlineImage, ...] = ()
 
 
 Refusals = Mapping[str, tuple[int, str]]  # recipient -> the server's reply code and text
@@ -375,6 +425,30 @@ class Mailer(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class KaplanMeier:
+    """A Kaplan-Meier estimate: steps (t_days, survival, at_risk, events, censored) at each distinct time, the
+    median with its 95 % interval (None where not reached), events and censored counts."""
+
+    steps: tuple[tuple[float, float, int, int, int], ...]
+    median: float | None
+    median_ci: tuple[float | None, float | None]
+    events: int
+    censored: int
+
+
+class Statistics(Protocol):
+    """Exact intervals and survival estimates, computed by a numerical library at the edge."""
+
+    def poisson_interval(self, events: int, confidence: float = 0.95) -> tuple[float, float]:
+        """Exact (chi-square form) interval for a Poisson count."""
+        ...
+
+    def clopper_pearson(self, successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]: ...
+
+    def kaplan_meier(self, durations: Sequence[float], observed: Sequence[bool]) -> KaplanMeier: ...
+
+
 class Renderer(Protocol):
     def alert_mail(self, context: Mapping[str, object]) -> tuple[str, str, str]:
         """(subject, text, html) for an alert notice; the HTML part is autoescaped."""
@@ -384,4 +458,10 @@ class Renderer(Protocol):
 
     def render(self, name: str, context: Mapping[str, object]) -> tuple[str, str, str]:
         """(subject, text, html) from the template set `name` (`name_subject.txt.j2`, `.txt.j2`, `.html.j2`)."""
+        ...
+
+    def render_with_images(
+        self, name: str, context: Mapping[str, object]
+    ) -> tuple[str, str, str, tuple[InlineImage, ...]]:
+        """As `render`, plus the images the HTML references by cid: (the charts of a context with a `report`)."""
         ...

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from safety_monitor.domain.routing import Routing
 from safety_monitor.service.delivery import deliver_due
-from safety_monitor.service.digest_schedule import DIGEST_CHECK_EVERY, send_scheduled_digests
+from safety_monitor.service.digest_schedule import DIGEST_CHECK_EVERY, ReportSource, send_scheduled_digests
 from safety_monitor.service.notifications import plan_repeats
 from safety_monitor.service.ports import Mailer, Renderer, UnitOfWorkFactory
 from safety_monitor.service.scheduler import ScheduledJob
@@ -67,11 +67,16 @@ def repeat_job(store: UnitOfWorkFactory, every: timedelta = REPEAT_CHECK_EVERY) 
     return ScheduledJob("notification-repeats", every, run)
 
 
-def digest_job(store: UnitOfWorkFactory, routing: RoutingSource, every: timedelta = DIGEST_CHECK_EVERY) -> ScheduledJob:
+def digest_job(
+    store: UnitOfWorkFactory,
+    routing: RoutingSource,
+    every: timedelta = DIGEST_CHECK_EVERY,
+    report: ReportSource | None = None,
+) -> ScheduledJob:
     """Digests of the routing file's schedules, each cron slot once (sent by the delivery job)."""
 
     async def run(now: datetime) -> object:
-        return await send_scheduled_digests(store, current_routing(routing), now)
+        return await send_scheduled_digests(store, current_routing(routing), now, report=report)
 
     return ScheduledJob("digest-schedules", every, run)
 
@@ -85,12 +90,13 @@ def routing_jobs(
     sender: str,
     mail_domain: str,
     delivery_every: timedelta = timedelta(seconds=2),
+    report: ReportSource | None = None,
 ) -> list[ScheduledJob]:
     """Every scheduled job of the notification path, for a runtime's scheduler (reminders and digests first, so
     what they write is sent in the same pass)."""
     return [
         repeat_job(store),
-        digest_job(store, routing),
+        digest_job(store, routing, report=report),
         routed_delivery_job(
             store, mailer, renderer, routing, sender=sender, mail_domain=mail_domain, every=delivery_every
         ),

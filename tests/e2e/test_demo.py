@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from safety_monitor.cli.main import cli
-from streams.synthetic_trial import generate_trial
+from safety_monitor.demo import generate_trial
 from tests.conftest import POSTGRES_URL, ROOT, _drop_schema, _postgres_schema
 
 pytestmark = pytest.mark.e2e
@@ -170,10 +170,44 @@ def test_demo_matches_an_independent_count_and_is_idempotent(demo_env: Path) -> 
     assert (demo_env / "var" / "demo" / "digest.html").read_text().count("Hypertension") >= 1
 
 
-def test_html_payload_is_escaped_in_every_html_output(demo_env: Path) -> None:
+def test_html_payload_reaches_mail_and_the_dsmb_report_and_is_escaped_everywhere(demo_env: Path) -> None:
     invoke("demo")
     digest = (demo_env / "var" / "demo" / "digest.html").read_text()
     assert "<script>" not in digest
+    escaped = 0
     for path in (demo_env / "var" / "mail").glob("*.eml"):
         mail = message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert "<script>" not in mail.get_body(("html",)).get_content()
+        html = mail.get_body(("html",)).get_content()
+        assert "<script>" not in html
+        escaped += "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert escaped >= 1  # the hostile verbatim sits on an alerted AE: it is in a mail, escaped
+    report = (demo_env / "var" / "demo" / "report.html").read_text()
+    assert "<script>" not in report and "&lt;script&gt;" in report  # and in the DSMB report's serious AEs
+
+
+def test_demo_shows_a_derived_grade_that_disagrees_with_the_investigator(demo_env: Path) -> None:
+    manifest = generate_trial().manifest
+    invoke("demo")
+    usubjid, spid, investigator, shown = manifest.grade_disagreement
+    rows = json.loads(invoke("grades", "disagreements", "--format", "json"))
+    mine = [r for r in rows if (r["subject_id"], r["aespid"]) == (usubjid, spid)]
+    assert [(r["investigator_grade"], r["derived_grade"]) for r in mine] == [(investigator, shown)]
+
+
+def test_demo_writes_the_dsmb_report_with_every_section(demo_env: Path) -> None:
+    trial = generate_trial()
+    output = invoke("demo")
+    assert f"DSMB safety report, data cut {trial.last_day}" in output
+    figures = json.loads((demo_env / "var" / "demo" / "report.json").read_text())
+    assert figures["data_cut"] == trial.last_day.isoformat()
+    assert figures["population"]["randomised"] == figures["population"]["enrolled"] == 60
+    assert len(figures["deaths"]) == 3 and figures["os"]["events"] == 3 and figures["pfs"]["events"] > 3
+    assert figures["orr"]["evaluable"] > 0 and figures["orr"]["responders"] > 0
+    assert figures["new_serious"]  # the skeleton rules of this test have no cohort rule: no boundary here
+    again = json.loads(
+        invoke("report", "--as-of", trial.last_day.isoformat(), "--format", "json", "-o", "r.json")
+        and (demo_env / "r.json").read_text()
+    )
+    assert again["exposure"] == figures["exposure"] and again["os"] == figures["os"]
+    invoke("report", "--as-of", trial.last_day.isoformat(), "-o", "r.html")
+    assert (demo_env / "r.html").read_text().count("<svg") == 3  # OS, PFS, EAIR (no cohort rule here)

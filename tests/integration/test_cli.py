@@ -100,7 +100,7 @@ def test_digest_prints_renders_html_and_sends(
 
 def test_schema_prints_json_schemas(env: Path) -> None:
     everything = json.loads(invoke("schema").output)
-    assert set(everything) == {"AE", "LB", "VS", "EG", "SUBJECT"}
+    assert set(everything) == {"AE", "LB", "VS", "EG", "SUBJECT", "RS"}
     ae_schema = json.loads(invoke("schema", "--type", "AE").output)
     assert ae_schema["properties"]["msg_type"]["const"] == "AE"
 

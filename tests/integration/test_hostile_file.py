@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.synthetic_trial import generate_load
+from safety_monitor.demo import generate_load
 from tests.cli_harness import invoke, use_embedded_defaults
 from tests.conftest import SKELETON_RULES
 from tests.factories import ae, subject_id

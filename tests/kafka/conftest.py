@@ -34,10 +34,10 @@ from safety_monitor.adapters.mail import CaptureMailer
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.bootstrap import bootstrap
+from safety_monitor.demo import SyntheticTrial, generate_trial
 from safety_monitor.service.views import incidence_table
 from safety_monitor.settings import Settings
 from streams.embedded import file_source, run_source
-from streams.synthetic_trial import SyntheticTrial, generate_trial
 from streams.topics import KafkaSettings, create_topics
 from tests.conftest import POSTGRES_URL, RECIPIENTS, ROOT, SmtpServer, _drop_schema, _postgres_schema, free_port
 

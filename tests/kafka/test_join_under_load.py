@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from safety_monitor.demo import SyntheticTrial
 from streams.publish import producer, publish_lines
-from streams.synthetic_trial import SyntheticTrial
 from streams.topics import KafkaSettings
 from streams.wire import Decoded, decode
 from tests.kafka.conftest import (

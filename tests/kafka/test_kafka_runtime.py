@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from safety_monitor.demo import SyntheticTrial
 from safety_monitor.service.records import Publication
-from streams.synthetic_trial import SyntheticTrial
 from tests.kafka.conftest import PARITY, Stack, all_mailed, embedded_results, processed_all, results, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.synthetic_trial import (
+from safety_monitor.demo import (
     ENVELOPE_KEYS,
     MSG_TYPES,
     SITE_IDS,
@@ -149,6 +148,8 @@ def test_dates_are_sdtm_iso_8601(trial: SyntheticTrial) -> None:
             assert 1 <= int(str(m["AETOXGR"])) <= 5
         elif kind == "SUBJECT":
             date.fromisoformat(str(m["EVENTDTC"]))
+        elif kind == "RS":  # a scan date: a day, or (once, on purpose) a month only
+            assert re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", str(m["RSDTC"])), m["RSDTC"]
         else:
             dtc = str(m[f"{kind}DTC"])
             assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", dtc), dtc
@@ -221,11 +222,18 @@ def test_every_subject_is_enrolled_then_dosed_with_both_drugs(trial: SyntheticTr
     assert all(drugs == {"ANLOTINIB", "ICI"} for drugs in doses.values())
 
 
-def test_one_or_two_deaths_each_with_a_grade_5_ae(trial: SyntheticTrial) -> None:
-    died = {m["USUBJID"] for m in subject_events(trial, "DIED")}
-    assert 1 <= len(died) <= 2
+def test_deaths_on_treatment_have_a_grade_5_ae_and_one_follows_progression(trial: SyntheticTrial) -> None:
+    deaths = subject_events(trial, "DIED")
+    on_treatment = {m["USUBJID"] for m in deaths if m["REASON"] != "PROGRESSIVE DISEASE"}
+    assert 1 <= len(on_treatment) <= 2
     fatal = {s for by_subject in worst_grades(trial).values() for s, grade in by_subject.items() if grade == 5}
-    assert fatal == died
+    assert fatal == on_treatment
+    # Disease progression is no AE: that death has no grade 5 AE, and comes after documented progression.
+    late = [m for m in deaths if m["REASON"] == "PROGRESSIVE DISEASE"]
+    assert len(late) <= 1 and (late or len(trial.lines) < 3000)  # the default trial has room for it
+    progressed = {m["USUBJID"]: str(m["EVENTDTC"]) for m in subject_events(trial, "PROGRESSED")}
+    for m in late:
+        assert m["USUBJID"] not in fatal and progressed[m["USUBJID"]] < str(m["EVENTDTC"])
     assert 2 <= len(subject_events(trial, "DISCONTINUED")) <= 8
 
 
@@ -384,9 +392,31 @@ def test_an_ae_for_a_subject_never_enrolled(trial: SyntheticTrial) -> None:
     assert int(str(aes[0]["AETOXGR"])) >= 3
 
 
-def test_an_ae_verbatim_carries_a_script_payload(trial: SyntheticTrial) -> None:
+def test_an_ae_verbatim_carries_a_script_payload_on_an_alerted_serious_ae(trial: SyntheticTrial) -> None:
+    # It must reach the alert mails and the DSMB report (issue 17, item 10): a rule's term at grade >= 3, serious.
     [(_, text)] = lines_with_id(trial, trial.manifest.html_payload_msg_id)
-    assert json.loads(text)["AETERM"] == "<script>alert('x')</script> bleeding gums"
+    message = json.loads(text)
+    assert message["AETERM"] == "<script>alert('x')</script> coughing up blood"
+    assert message["AEDECOD"] in _SIGNAL_TERMS and int(message["AETOXGR"]) >= 3 and message["AESER"] == "Y"
+
+
+def test_one_ae_is_graded_by_the_site_below_what_its_results_show(trial: SyntheticTrial) -> None:
+    usubjid, spid, investigator, shown = trial.manifest.grade_disagreement
+    ae = max((m for _, m in ae_versions(trial, usubjid, spid)), key=lambda m: int(str(m["record_version"])))
+    assert ae["AEENDTC"] is not None
+    assert (ae["AEDECOD"], int(ae["AETOXGR"]), investigator, shown) == ("Alanine aminotransferase increased", 1, 1, 2)
+    during = [
+        m
+        for _, m in valid_messages(trial)
+        if m["msg_type"] == "LB"
+        and m["USUBJID"] == usubjid
+        and m["LBTESTCD"] == "ALT"
+        and str(ae["AESTDTC"]) <= str(m["LBDTC"])[:10] <= str(ae["AEENDTC"])
+    ]
+    # CTCAE v5 ALT increased, baseline normal: grade 2 is > 3.0 - 5.0 x ULN.
+    assert during and all(
+        3.0 * float(str(m["LBSTNRHI"])) < float(str(m["LBSTRESN"])) <= 5.0 * float(str(m["LBSTNRHI"])) for m in during
+    )
 
 
 def test_an_ae_with_a_partial_onset_date(trial: SyntheticTrial) -> None:
@@ -404,6 +434,56 @@ def test_default_manifest_is_stable(default_trial: SyntheticTrial) -> None:
     assert len(manifest.duplicate_msg_ids) == 5
     [(_, text)] = lines_with_id(default_trial, manifest.partial_date_msg_id)
     assert json.loads(text)["AESTDTC"] == "2026-04"
+
+
+# ---- efficacy follow-up ----------------------------------------------------------------------------------
+
+
+def test_every_subject_is_randomised_before_the_first_dose(trial: SyntheticTrial) -> None:
+    randomised = {m["USUBJID"]: str(m["EVENTDTC"]) for m in subject_events(trial, "RANDOMIZED")}
+    enrolled = {m["USUBJID"]: str(m["EVENTDTC"]) for m in subject_events(trial, "ENROLLED")}
+    first = {m["USUBJID"]: str(m["EVENTDTC"]) for m in subject_events(trial, "FIRST_DOSE")}
+    assert randomised.keys() == enrolled.keys()
+    assert all(enrolled[s] <= randomised[s] <= first[s] for s in randomised)
+
+
+def test_tumour_assessments_every_six_weeks_with_each_kind_of_response(default_trial: SyntheticTrial) -> None:
+    rs = [m for _, m in valid_messages(default_trial) if m["msg_type"] == "RS"]
+    assert {m["RSTESTCD"] for m in rs} == {"OVRLRESP"}
+    responses = Counter(m["RSSTRESC"] for m in rs)
+    assert {"PR", "SD", "PD"} <= responses.keys()
+    first = {m["USUBJID"]: date.fromisoformat(str(m["EVENTDTC"])) for m in subject_events(default_trial, "FIRST_DOSE")}
+    for m in rs:
+        if len(str(m["RSDTC"])) == 10:
+            days = (date.fromisoformat(str(m["RSDTC"])) - first[m["USUBJID"]]).days
+            assert days % 42 <= 3 or days % 42 >= 39 or m["RSSTRESC"] == "PD", (days, m)
+    # One scan dated to the month only; one first read corrected by a version 2 of the same record.
+    assert sum(1 for m in rs if len(str(m["RSDTC"])) == 7) == 1
+    versions = [m for m in rs if m["record_version"] == 2]
+    assert len(versions) == 1
+    [v1] = [
+        m
+        for m in rs
+        if m["USUBJID"] == versions[0]["USUBJID"] and m["RSDTC"] == versions[0]["RSDTC"] and m["record_version"] == 1
+    ]
+    assert (v1["RSSTRESC"], versions[0]["RSSTRESC"]) == ("PR", "CR")
+
+
+def test_progression_is_documented_and_followed_up(default_trial: SyntheticTrial) -> None:
+    rs_pd = {
+        (m["USUBJID"], m["RSDTC"])
+        for _, m in valid_messages(default_trial)
+        if m["msg_type"] == "RS" and m["RSSTRESC"] == "PD"
+    }
+    progressed = {(m["USUBJID"], m["EVENTDTC"]) for m in subject_events(default_trial, "PROGRESSED")}
+    assert progressed == rs_pd and len(progressed) >= 2
+    discontinued = {
+        m["USUBJID"]: str(m["EVENTDTC"])
+        for m in subject_events(default_trial, "DISCONTINUED")
+        if m["REASON"] == "PROGRESSIVE DISEASE"
+    }
+    alive = subject_events(default_trial, "ALIVE")
+    assert alive and all(str(m["EVENTDTC"]) > discontinued[m["USUBJID"]] for m in alive)
 
 
 # ---- benchmark load and files ------------------------------------------------------------------------------
@@ -434,12 +514,6 @@ def test_load_stops_at_the_requested_count() -> None:
     assert list(generate_load(0)) == []
     for count in (1, 2, 3, 4, 201, 1_000):
         assert len(list(generate_load(count))) == count
-
-
-def test_load_generation_is_fast() -> None:
-    started = time.perf_counter()
-    count = sum(1 for _ in generate_load(50_000))
-    assert count / (time.perf_counter() - started) > 50_000  # lenient: ~200k lines/s on a developer machine
 
 
 def test_write_jsonl_round_trips(tmp_path: Path) -> None:

@@ -105,13 +105,13 @@ def test_not_json_not_an_object_and_unknown_type() -> None:
     assert refused('{"msg_id": "x", ').startswith("not JSON: ")
     assert refused("[1, 2]") == "not a JSON object but list"
     assert refused(ae(msg_id="m3") | {"msg_type": "XX"}) == (
-        "message m3: msg_type 'XX' is not one of AE, LB, VS, EG, SUBJECT"
+        "message m3: msg_type 'XX' is not one of AE, LB, VS, EG, SUBJECT, RS"
     )
 
 
 def test_every_message_type_has_a_json_schema() -> None:
     schemas = json_schemas()
-    assert set(schemas) == {"AE", "LB", "VS", "EG", "SUBJECT"}
+    assert set(schemas) == {"AE", "LB", "VS", "EG", "SUBJECT", "RS"}
     assert "AETOXGR" in schemas["AE"]["properties"] and "AETOXGR" in schemas["AE"]["required"]
 
 
@@ -130,3 +130,32 @@ def test_lbstresc_out_of_bounds_is_refused(text: str, reason: str) -> None:
     refused = decode(json.dumps(lb(LBSTRESC=text)), "t:1")
     assert isinstance(refused, Rejected)
     assert "LBSTRESC" in refused.reason and reason in refused.reason
+
+
+def test_rs_overall_response_decodes_and_refuses_values_outside_recist() -> None:
+    import json as _json
+
+    from safety_monitor.domain.messages import OverallResponse, TumourResponse
+    from streams.wire import Decoded, Rejected, decode
+    from tests.factories import rs
+
+    decoded = decode(_json.dumps(rs(response="non-cr/non-pd")), "t:1")
+    assert isinstance(decoded, Decoded) and isinstance(decoded.message, TumourResponse)
+    assert decoded.message.response is OverallResponse.NON_CR_NON_PD
+    refused = decode(_json.dumps(rs(response="MR")), "t:2")
+    assert isinstance(refused, Rejected) and "RSSTRESC" in refused.reason
+    refused = decode(_json.dumps(rs() | {"RSTESTCD": "TRGRESP"}), "t:3")
+    assert isinstance(refused, Rejected) and "RSTESTCD" in refused.reason
+
+
+def test_subject_efficacy_events_decode() -> None:
+    import json as _json
+
+    from safety_monitor.domain.messages import SubjectEvent, SubjectEventKind
+    from streams.wire import Decoded, decode
+    from tests.factories import subject_event
+
+    for name in ("RANDOMIZED", "PROGRESSED", "ALIVE"):
+        decoded = decode(_json.dumps(subject_event(event=name, drug=None)), "t:1")
+        assert isinstance(decoded, Decoded) and isinstance(decoded.message, SubjectEvent)
+        assert decoded.message.event is SubjectEventKind(name)

@@ -385,3 +385,21 @@ publication = Table(
     _ts("published_at", nullable=True),
     Index("ix_publication_pending", "published_at", "created_at"),
 )
+
+# Tumour response assessments (SDTM RS, RECIST 1.1 overall response): every version received, one row per
+# message; the current assessment of a record (subject, test, RSDTC) is its highest record_version.
+tumour_response = Table(
+    "tumour_response",
+    metadata,
+    Column("msg_id", String(128), primary_key=True),
+    Column("study_id", String(64), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    _ts("sent_at"),
+    Column("record_version", Integer, nullable=False),
+    Column("rstestcd", String(16), nullable=False),
+    Column("rsstresc", String(16), nullable=False),
+    Column("rsdtc", String(32), nullable=False),
+    Column("visit", String(64)),
+    Index("ix_tumour_response_record", "study_id", "subject_id", "rstestcd", "rsdtc", "record_version"),
+)

@@ -20,12 +20,21 @@ from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, GradeResult, NotGradable
 from safety_monitor.domain.incidence import AeFact
-from safety_monitor.domain.messages import AdverseEvent, Envelope, Finding, MessageType, SubjectEvent
+from safety_monitor.domain.messages import (
+    AdverseEvent,
+    Envelope,
+    Finding,
+    MessageType,
+    OverallResponse,
+    SubjectEvent,
+    SubjectEventKind,
+    TumourResponse,
+)
 from safety_monitor.domain.review import ActionKind, ClockEffect, ReviewAction, Role
 from safety_monitor.domain.routing import Timing
 from safety_monitor.domain.rules import RuleHit
-from safety_monitor.domain.subjects import Subject
-from safety_monitor.service.ports import AeKey, DrawKey, HitKey, LeaseState, SubjectKey
+from safety_monitor.domain.subjects import Subject, SubjectEventFact
+from safety_monitor.service.ports import AeKey, DrawKey, HitKey, LeaseState, ResponseKey, SubjectKey
 from safety_monitor.service.records import (
     AlertNotificationState,
     DeadLetter,
@@ -279,6 +288,80 @@ class _Subjects(_Sql):
         result = await self.conn.execute(select(t.subject).where(t.subject.c.first_dose_on.is_not(None)))
         return {(row.study_id, row.subject_id): _subject(row) for row in result}
 
+    async def all(self) -> dict[SubjectKey, Subject]:
+        result = await self.conn.execute(select(t.subject))
+        return {(row.study_id, row.subject_id): _subject(row) for row in result}
+
+    async def events(self) -> list[SubjectEventFact]:
+        c = t.subject_event.c
+        result = await self.conn.execute(
+            select(c.study_id, c.subject_id, c.event, c.event_dtc, c.drug, c.reason).order_by(c.msg_id)
+        )
+        return [
+            SubjectEventFact(
+                row.study_id,
+                row.subject_id,
+                _EVENT_KINDS[row.event],
+                PartialDate.parse(row.event_dtc),
+                row.drug,
+                row.reason,
+            )
+            for row in result
+        ]
+
+
+# Enum lookups by value, without Enum.__call__ per row (thousands of rows per report).
+_EVENT_KINDS = {kind.value: kind for kind in SubjectEventKind}
+_RESPONSES = {response.value: response for response in OverallResponse}
+
+
+def _response_row(response: TumourResponse) -> dict[str, Any]:
+    env = response.envelope
+    return {
+        "msg_id": env.msg_id,
+        "study_id": env.study_id,
+        "subject_id": env.subject_id,
+        "site_id": env.site_id,
+        "sent_at": env.sent_at,
+        "record_version": env.record_version,
+        "rstestcd": response.test_code,
+        "rsstresc": response.response.value,
+        "rsdtc": response.assessed_on.text,
+        "visit": response.visit,
+    }
+
+
+def _response(row: Any) -> TumourResponse:
+    envelope = Envelope(
+        row.msg_id, MessageType.RS, row.sent_at, row.site_id, row.record_version, row.study_id, row.subject_id
+    )
+    response = _RESPONSES[row.rsstresc]
+    return TumourResponse(envelope, row.rstestcd, response, PartialDate.parse(row.rsdtc), row.visit)
+
+
+class _TumourResponses(_Sql):
+    _KEY = ("study_id", "subject_id", "rstestcd", "rsdtc")
+
+    async def latest_versions(self, keys: Iterable[ResponseKey]) -> dict[ResponseKey, int]:
+        found: dict[ResponseKey, int] = {}
+        for row in await self._select_by_keys(t.tumour_response, self._KEY, keys):
+            key = (row.study_id, row.subject_id, row.rstestcd, row.rsdtc)
+            found[key] = max(found.get(key, 0), row.record_version)
+        return found
+
+    async def add(self, responses: Sequence[TumourResponse]) -> None:
+        await self._insert_ignore(t.tumour_response, [_response_row(r) for r in responses], ["msg_id"])
+
+    async def current(self) -> list[TumourResponse]:
+        c = t.tumour_response.c
+        result = await self.conn.execute(
+            select(t.tumour_response).order_by(c.study_id, c.subject_id, c.rstestcd, c.rsdtc, c.record_version)
+        )
+        best: dict[ResponseKey, TumourResponse] = {}
+        for row in result:  # ascending versions: the last one of a record wins
+            best[(row.study_id, row.subject_id, row.rstestcd, row.rsdtc)] = _response(row)
+        return list(best.values())
+
 
 def _ae_row(event: AdverseEvent) -> dict[str, Any]:
     env = event.envelope
@@ -382,6 +465,15 @@ class _AdverseEvents(_Sql):
         query = select(t.adverse_event).where(c.derived_grade.is_not(None)).order_by(c.study_id, c.subject_id, c.aespid)
         return [_ae(row) for row in await self.conn.execute(query)]
 
+    async def first_serious_sent(self) -> dict[AeKey, datetime]:
+        c = t.adverse_event_version.c
+        query = (
+            select(c.study_id, c.subject_id, c.aespid, func.min(c.sent_at))
+            .where(c.aeser == "Y")
+            .group_by(c.study_id, c.subject_id, c.aespid)
+        )
+        return {(r[0], r[1], r[2]): _aggregated_utc(r[3]) for r in await self.conn.execute(query)}
+
     async def unknown_subject_count(self) -> int:
         ae, subject = t.adverse_event.c, t.subject.c
         known = select(subject.subject_id).where(
@@ -483,6 +575,16 @@ def _stored_finding(row: Any) -> StoredFinding:
 class _Findings(_Sql):
     async def add(self, findings: Sequence[StoredFinding]) -> None:
         await self._insert_ignore(t.finding, [_finding_row(f) for f in findings], ["msg_id"])
+
+    async def last_complete_dates(self, on_or_before: str) -> dict[SubjectKey, str]:
+        c = t.finding.c
+        day = func.substr(c.collected_at, 1, 10)
+        query = (
+            select(c.study_id, c.subject_id, func.max(day))
+            .where(func.length(c.collected_at) >= 10, day <= on_or_before)
+            .group_by(c.study_id, c.subject_id)
+        )
+        return {(row[0], row[1]): str(row[2]) for row in await self.conn.execute(query)}
 
     async def history(
         self, keys: Iterable[TestKey], *, collected_from: str | None = None, collected_before: str | None = None
@@ -659,6 +761,13 @@ def _alert(row: Any) -> Alert:
     )
 
 
+def _aggregated_utc(value: datetime | str) -> datetime:
+    """A timestamp read through an aggregate (MIN/MAX), which loses the column type: SQLite hands back the stored
+    text of a UTC instant, without its offset."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _utc(value: datetime | str) -> datetime:
     if isinstance(value, str):  # snapshots in JSON columns keep ISO strings
         value = datetime.fromisoformat(value)
@@ -706,6 +815,11 @@ class _Alerts(_Sql):
             AlertChange(_alert(row.snapshot), ChangeKind(row.kind), row.previous_grade, row.msg_id, row.at)
             for row in result
         ]
+
+    async def status_counts(self) -> dict[tuple[str, str], int]:
+        c = t.alert.c
+        result = await self.conn.execute(select(c.rule_id, c.status, func.count()).group_by(c.rule_id, c.status))
+        return {(rule_id, status): int(count) for rule_id, status, count in result}
 
     async def count_by_rule(self) -> dict[str, int]:
         result = await self.conn.execute(select(t.alert.c.rule_id, func.count()).group_by(t.alert.c.rule_id))
@@ -1254,6 +1368,7 @@ class SqlUnitOfWork:
         self.sae_clocks = _SaeClocks(self)
         self.review_actions = _ReviewActions(self)
         self.publications = _Publications(self)
+        self.tumour_responses = _TumourResponses(self)
 
     @property
     def connection(self) -> AsyncConnection:
