@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from safety_monitor.adapters.clock import SystemClock
 from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
+from safety_monitor.adapters.passwords import Argon2Hasher
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.templates import TemplateRenderer
@@ -27,6 +28,7 @@ from safety_monitor.service.ports import Clock, Mailer, UnitOfWorkFactory
 from safety_monitor.service.reload import Configuration, ConfigurationHolder
 from safety_monitor.service.routing_jobs import routing_jobs
 from safety_monitor.service.scheduler import ScheduledJob, Scheduler
+from safety_monitor.service.workspace_ports import PasswordHasher
 from safety_monitor.settings import Settings
 
 
@@ -41,6 +43,7 @@ class App:
     mailer: Mailer
     renderer: TemplateRenderer
     clock: Clock
+    hasher: PasswordHasher = field(default_factory=Argon2Hasher)  # the workspace's passwords (argon2id)
 
     @property
     def routing(self) -> Routing | None:

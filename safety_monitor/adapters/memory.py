@@ -9,6 +9,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from safety_monitor.adapters.memory_workspace import (
+    MemoryApiTokens,
+    MemoryAuditLog,
+    MemorySessions,
+    MemoryUsers,
+    WorkspaceState,
+)
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
@@ -54,6 +61,7 @@ class MemoryState:
     sae_clocks: dict[tuple[str, ClockKey], SaeClock] = field(default_factory=dict)
     review_actions: list[ReviewAction] = field(default_factory=list)  # append-only
     publications: dict[str, Publication] = field(default_factory=dict)
+    workspace: WorkspaceState = field(default_factory=WorkspaceState)
 
 
 class _Repo:
@@ -220,6 +228,9 @@ class _Hits(_Repo):
 class _Alerts(_Repo):
     async def get(self, keys: Iterable[str]) -> dict[str, Alert]:
         return {k: self.s.alerts[k] for k in keys if k in self.s.alerts}
+
+    async def by_id(self, alert_id: str) -> Alert | None:
+        return next((a for a in self.s.alerts.values() if a.id == alert_id), None)
 
     async def put(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
@@ -440,6 +451,14 @@ class MemoryUnitOfWork:
         self.sae_clocks = _SaeClocks(self)
         self.review_actions = _ReviewActions(self)
         self.publications = _Publications(self)
+        self.users = MemoryUsers(self)
+        self.api_tokens = MemoryApiTokens(self)
+        self.sessions = MemorySessions(self)
+        self.audit_log = MemoryAuditLog(self)
+
+    @property
+    def workspace(self) -> WorkspaceState:
+        return self.working.workspace
 
     async def __aenter__(self) -> Self:
         self.working = copy.deepcopy(self.state)

@@ -31,6 +31,12 @@ from safety_monitor.service.records import (
     Publication,
     StoredFinding,
 )
+from safety_monitor.service.workspace_ports import (
+    ApiTokenRepository,
+    AuditLogRepository,
+    SessionRepository,
+    UserRepository,
+)
 
 SubjectKey = tuple[str, str]
 AeKey = tuple[str, str, str]
@@ -129,6 +135,11 @@ class RuleHitRepository(Protocol):
 
 class AlertRepository(Protocol):
     async def get(self, keys: Iterable[str]) -> dict[str, Alert]: ...
+
+    async def by_id(self, alert_id: str) -> Alert | None:
+        """The alert whose short id (`Alert.id`, the workspace's URLs) is `alert_id`."""
+        ...
+
     async def put(self, alerts: Sequence[Alert]) -> None: ...
     async def add_changes(self, changes: Sequence[AlertChange]) -> None: ...
     async def changes_since(self, since: datetime | None) -> list[AlertChange]: ...
@@ -312,6 +323,18 @@ class UnitOfWork(Protocol):
 
     @property
     def publications(self) -> PublicationRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def api_tokens(self) -> ApiTokenRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def audit_log(self) -> AuditLogRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

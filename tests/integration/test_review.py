@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from safety_monitor.cli.rule_tests import default_grader
+from safety_monitor.domain.access import Role
 from safety_monitor.domain.review import (
     ActionKind,
     ClockEffect,
@@ -17,7 +18,6 @@ from safety_monitor.domain.review import (
     ReviewRefused,
     ReviewRequest,
     ReviewStatus,
-    Role,
 )
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.deadlines import check_deadlines
@@ -30,6 +30,7 @@ from safety_monitor.service.review import (
     record_review,
     review_queue,
 )
+from tests.accounts import REVIEWERS, add_reviewers
 from tests.conftest import RECIPIENTS, ROOT, Database
 from tests.factories import STUDY, ae, inbound, subject_id
 from tests.harness import run
@@ -46,6 +47,7 @@ def full() -> PipelineConfig:
 
 
 async def a_potential_susar(store: UnitOfWorkFactory, full: PipelineConfig, now: datetime) -> None:
+    await add_reviewers(store)
     sae = ae(S1, "AE-1", "Haemoptysis", 3, AESER="Y", AEREL_ANLOTINIB="PROBABLE", sent_at=DAY0.isoformat())
     outcome = await run(store, full, now, inbound(sae))
     assert outcome.alerts_by_rule["sae-reporting-clock"] == 1
@@ -54,7 +56,7 @@ async def a_potential_susar(store: UnitOfWorkFactory, full: PipelineConfig, now:
 def review(
     kind: ActionKind, at: datetime, key: str = CLOCK_ALERT, role: Role = Role.MEDICAL_MONITOR, **values: Any
 ) -> ReviewRequest:
-    return ReviewRequest(key, kind, "Dr Li", role, "listed in the investigator's brochure 5.4", at, **values)
+    return ReviewRequest(key, kind, REVIEWERS[role], role, "listed in the investigator's brochure 5.4", at, **values)
 
 
 async def clock_kinds(store: UnitOfWorkFactory) -> list[str]:
@@ -74,7 +76,7 @@ async def test_an_expected_review_stops_the_clock_and_nothing_is_owed_afterwards
         (clock,) = await uow.sae_clocks.for_case((STUDY, S1, "AE-1"))
     assert clock.closed_at == at
     assert clock.closed_reason == (
-        "expected per the reference safety information (Dr Li, medical-monitor): listed in the investigator's "
+        "expected per the reference safety information (dr.li, medical-monitor): listed in the investigator's "
         "brochure 5.4"
     )
     for days in (12.1, 14.5, 16, 30):  # the reminder windows, past due, long past due
@@ -85,7 +87,7 @@ async def test_an_expected_review_stops_the_clock_and_nothing_is_owed_afterwards
     shown = await alert_review(store, CLOCK_ALERT)
     assert shown.state.expectedness == "expected" and shown.state.status is ReviewStatus.NEW
     assert [a.describe() for a in shown.actions] == [
-        "2026-05-03T08:00+00:00 Dr Li (medical-monitor) expectedness: none -> expected; reporting clock closed; "
+        "2026-05-03T08:00+00:00 dr.li (medical-monitor) expectedness: none -> expected; reporting clock closed; "
         "reason: listed in the investigator's brochure 5.4"
     ]
 
@@ -159,8 +161,7 @@ async def test_a_submitted_report_closes_the_clock_once(store, full, now) -> Non
         return await record_report_submitted(
             store,
             case,
-            reviewer="pv-desk",
-            role=Role.ADMIN,
+            user_name="pv-desk",
             reason="sent to the authority",
             at=at,
             submitted_at=submitted,
@@ -196,7 +197,7 @@ async def test_the_queue_shows_open_alerts_and_what_is_new_since_a_reviewers_las
     later = now + timedelta(hours=2)
     await run(store, full, later, inbound(ae(S2, "AE-1", "Haemoptysis", 2, AESER="N")))
 
-    new = await review_queue(store, new_since_last_review=True, reviewer="Dr Li")
+    new = await review_queue(store, new_since_last_review=True, reviewer="dr.li")
     assert new.since == now + timedelta(hours=1)
     assert [i.alert.key for i in new.items] == [f"hemoptysis|{STUDY}|{S2}|AE:AE-1"]
     everyone = await review_queue(store, new_since_last_review=True)

@@ -214,6 +214,9 @@ alert = Table(
     "alert",
     metadata,
     Column("alert_key", String(600), primary_key=True),
+    # The short id the workspace's URLs and API use (domain/alerts.alert_id: a hash of the key, so it is stable
+    # and carries no '|' or '/'); nullable only because rows written before 0008 are filled by the migration.
+    Column("alert_id", String(16), unique=True),
     Column("rule_id", String(128), nullable=False, index=True),
     Column("rule_title", Text, nullable=False),
     Column("severity", String(16), nullable=False),
@@ -381,3 +384,6 @@ publication = Table(
     _ts("published_at", nullable=True),
     Index("ix_publication_pending", "published_at", "created_at"),
 )
+
+# The review workspace's tables (users, tokens, sessions, audit log) are declared in their own module on the same
+# metadata; importing it here keeps `metadata` complete for whoever imports this module.
