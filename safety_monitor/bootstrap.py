@@ -14,6 +14,7 @@ from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
 from safety_monitor.adapters.passwords import Argon2Hasher
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
+from safety_monitor.adapters.sql.workspace_reads import SqlWorkspaceReads
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.ctcae import CtcaeGrader
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
@@ -29,6 +30,7 @@ from safety_monitor.service.reload import Configuration, ConfigurationHolder
 from safety_monitor.service.routing_jobs import routing_jobs
 from safety_monitor.service.scheduler import ScheduledJob, Scheduler
 from safety_monitor.service.workspace_ports import PasswordHasher
+from safety_monitor.service.workspace_views import WorkspaceReads
 from safety_monitor.settings import Settings
 
 
@@ -44,6 +46,7 @@ class App:
     renderer: TemplateRenderer
     clock: Clock
     hasher: PasswordHasher = field(default_factory=Argon2Hasher)  # the workspace's passwords (argon2id)
+    reads: WorkspaceReads | None = None  # the workspace pages' queries (SQL stores only)
 
     @property
     def routing(self) -> Routing | None:
@@ -184,6 +187,7 @@ def bootstrap(
     if store is None:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
         store = SqlStore(engine)
+    reads = SqlWorkspaceReads(store.engine) if isinstance(store, SqlStore) else None
     pipeline = PipelineConfig(
         ruleset=configuration.ruleset,
         grader=make_grader(settings),
@@ -198,4 +202,5 @@ def bootstrap(
         mailer=mailer or make_mailer(settings),
         renderer=renderer,
         clock=clock or SystemClock(),
+        reads=reads,
     )

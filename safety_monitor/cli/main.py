@@ -24,6 +24,7 @@ from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
 from safety_monitor.cli.users import audit, users
+from safety_monitor.cli.web import web
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE, load_routing
@@ -232,6 +233,7 @@ cli.add_command(boundaries)
 
 cli.add_command(demo)
 cli.add_command(users)
+cli.add_command(web)
 cli.add_command(audit)
 cli.add_command(serve)
 cli.add_command(grade_labs)
