@@ -27,9 +27,11 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/safety-monitor demo
 
-## services: start what the tests need (PostgreSQL on 127.0.0.1:5432 with database `test`)
+## services: start what the tests need (PostgreSQL on 127.0.0.1:5432 with database `test`; Debian's chromium and
+## chromium-driver for the review workspace's browser tests)
 services:
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -182,7 +182,7 @@ def bootstrap(
 ) -> App:
     """Wire an app. Rules and templates are loaded (and checked) here, so a broken file stops the start."""
     configuration = load_configuration(settings)
-    renderer = TemplateRenderer(settings.templates_dir)
+    renderer = TemplateRenderer(settings.templates_dir, workspace_url=settings.public_url)
     engine = None
     if store is None:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
