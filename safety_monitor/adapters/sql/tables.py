@@ -234,6 +234,9 @@ alert = Table(
     Column("detail", Text, nullable=False),
     Column("ruleset_hash", String(64), nullable=False),
     Column("ctcae_version", String(16), nullable=False),
+    # The review queue: open alerts counted and paged per severity, in raised order; a subject's alerts.
+    Index("ix_alert_queue", "status", "severity", "raised_at"),
+    Index("ix_alert_subject", "study_id", "subject_id"),
 )
 
 alert_change = Table(

@@ -91,61 +91,102 @@ class SqlWorkspaceReads:
         return _utc(value) if value is not None else None
 
     async def queue(self, filters: QueueFilters, since: datetime | None) -> QueueRows:
+        """Counted per severity (an index range each), then only the page's slice of each severity is read, in
+        raised order: no sort of every open alert per request."""
         a, s, rv = t.alert.c, t.subject.c, t.review_actions.c
-        reviews = (
-            select(
-                rv.alert_key.label("alert_key"),
-                func.max(case((rv.kind == "acknowledge", 1), else_=0)).label("acked"),
-                func.max(case((and_(rv.kind == "adjudicate", rv.new_value.is_not(None)), 1), else_=0)).label("adj"),
-            )
-            .group_by(rv.alert_key)
-            .subquery()
-        )
-        status = case((reviews.c.adj == 1, "adjudicated"), (reviews.c.acked == 1, "acknowledged"), else_="new")
-        rank = case(*((a.severity == name, n) for name, n in _SEVERITY_RANK.items()), else_=len(_SEVERITY_RANK))
-        joined = t.alert.outerjoin(t.subject, and_(s.study_id == a.study_id, s.subject_id == a.subject_id)).outerjoin(
-            reviews, reviews.c.alert_key == a.alert_key
-        )
+
+        def reviewed(kind: str) -> Any:
+            return exists().where(rv.alert_key == a.alert_key, rv.kind == kind, rv.new_value.is_not(None))
+
+        acknowledged, adjudicated = reviewed("acknowledge"), reviewed("adjudicate")
         where: list[Any] = [a.status == AlertStatus.OPEN.value]
         if filters.rule_id:
             where.append(a.rule_id == filters.rule_id)
         if filters.site_id:
-            where.append(s.site_id == filters.site_id)
+            where.append(
+                exists().where(s.study_id == a.study_id, s.subject_id == a.subject_id, s.site_id == filters.site_id)
+            )
         if filters.subject_id:
             where.append(a.subject_id == filters.subject_id)
         if filters.severity:
             where.append(a.severity == filters.severity)
-        if filters.review_status:
-            where.append(status == filters.review_status)
-        if filters.drug in ("anlotinib", "ici"):
+        if filters.review_status == "new":
+            where.extend([~acknowledged, ~adjudicated])
+        elif filters.review_status == "acknowledged":
+            where.extend([acknowledged, ~adjudicated])
+        elif filters.review_status == "adjudicated":
+            where.append(adjudicated)
+        elif filters.review_status:
+            where.append(literal(False))
+        if filters.drug:
             ae = t.adverse_event.c
-            column = ae.aerel_anlotinib if filters.drug == "anlotinib" else ae.aerel_ici
-            where.append(
-                exists().where(
-                    ae.study_id == a.study_id,
-                    ae.subject_id == a.subject_id,
-                    (literal("AE:") + ae.aespid) == a.subject_ref,
-                    func.upper(func.trim(column)).in_(_RELATED),
+            column = {"anlotinib": ae.aerel_anlotinib, "ici": ae.aerel_ici}.get(filters.drug)
+            if column is None:
+                where.append(literal(False))
+            else:
+                where.append(
+                    exists().where(
+                        ae.study_id == a.study_id,
+                        ae.subject_id == a.subject_id,
+                        (literal("AE:") + ae.aespid) == a.subject_ref,
+                        func.upper(func.trim(column)).in_(_RELATED),
+                    )
                 )
-            )
         if since is not None:
             ch = t.alert_change.c
             where.append(exists().where(ch.alert_key == a.alert_key, ch.at > since))
         async with self._engine.connect() as conn:
-            total = (await conn.execute(select(func.count()).select_from(joined).where(*where))).scalar_one()
-            query = (
-                select(t.alert, s.site_id.label("site"), status.label("review_status"))
-                .select_from(joined)
-                .where(*where)
-                .order_by(rank, a.raised_at, a.alert_key)
-                .limit(filters.limit)
-                .offset(filters.offset)
+            counts = {
+                severity: int(n)
+                for severity, n in await conn.execute(
+                    select(a.severity, func.count()).where(*where).group_by(a.severity)
+                )
+            }
+            ranked = sorted(counts, key=lambda name: (_SEVERITY_RANK.get(name, len(_SEVERITY_RANK)), name))
+            alerts: list[Alert] = []
+            skip, wanted = filters.offset, filters.limit
+            for severity in ranked:
+                if wanted <= 0:
+                    break
+                if skip >= counts[severity]:
+                    skip -= counts[severity]
+                    continue
+                query = (
+                    select(t.alert)
+                    .where(*where, a.severity == severity)
+                    .order_by(a.raised_at, a.alert_key)
+                    .limit(wanted)
+                    .offset(skip)
+                )
+                page = [_alert(row) for row in (await conn.execute(query)).mappings()]
+                alerts.extend(page)
+                wanted -= len(page)
+                skip = 0
+            keys = [alert.key for alert in alerts]
+            statuses: dict[str, str] = {}
+            for row in await conn.execute(
+                select(rv.alert_key, rv.kind).where(rv.alert_key.in_(keys), rv.new_value.is_not(None))
+            ):
+                if row.kind == "adjudicate":
+                    statuses[row.alert_key] = "adjudicated"
+                elif row.kind == "acknowledge":
+                    statuses.setdefault(row.alert_key, "acknowledged")
+            pairs = {(alert.study_id, alert.subject_id) for alert in alerts}
+            sites = {
+                (row.study_id, row.subject_id): row.site_id
+                for row in await conn.execute(
+                    select(s.study_id, s.subject_id, s.site_id).where(
+                        s.subject_id.in_(sorted({subject for _, subject in pairs}))
+                    )
+                )
+            }
+        rows = [
+            QueueRow(
+                alert, sites.get((alert.study_id, alert.subject_id)), statuses.get(alert.key, "new"), alert.updated_at
             )
-            rows = [
-                QueueRow(_alert(row), row["site"], row["review_status"], _utc(row["updated_at"]))
-                for row in (await conn.execute(query)).mappings()
-            ]
-        return QueueRows(rows, int(total))
+            for alert in alerts
+        ]
+        return QueueRows(rows, sum(counts.values()))
 
     async def clocks(self) -> list[tuple[SaeClock, str | None]]:
         k, ae = t.sae_clock.c, t.adverse_event.c

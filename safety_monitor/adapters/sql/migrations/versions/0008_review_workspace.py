@@ -89,6 +89,8 @@ def upgrade() -> None:
     with op.batch_alter_table("alert") as batch:
         batch.add_column(sa.Column("alert_id", sa.String(length=16), nullable=True))
         batch.create_unique_constraint(op.f("uq_alert_alert_id"), ["alert_id"])
+    op.create_index("ix_alert_queue", "alert", ["status", "severity", "raised_at"], unique=False)
+    op.create_index("ix_alert_subject", "alert", ["study_id", "subject_id"], unique=False)
     # Alerts raised before this revision get their id (the same function as domain/alerts.alert_id).
     alert = sa.table("alert", sa.column("alert_key", sa.String()), sa.column("alert_id", sa.String()))
     connection = op.get_bind()
@@ -98,6 +100,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alert_subject", table_name="alert")
+    op.drop_index("ix_alert_queue", table_name="alert")
     with op.batch_alter_table("alert") as batch:
         batch.drop_constraint(op.f("uq_alert_alert_id"), type_="unique")
         batch.drop_column("alert_id")
