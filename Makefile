@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down tansu-up tansu-down bench-kafka
+.PHONY: install install-test demo test check lint typecheck contracts pytest services bench bench-web clean kafka-up kafka-down tansu-up tansu-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -75,13 +75,19 @@ test: $(VENV)/.installed-test services lint typecheck contracts pytest
 
 ## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
 ## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; grade 1,000,000
-## generated SDTM lab records with grade-labs (records/s); then the Kafka path (bench-kafka, in the same run)
+## generated SDTM lab records with grade-labs (records/s); the review workspace's p50/p95 of /alerts,
+## /api/v1/alerts and /subjects/{id} over N messages and 10,000 alerts (bench-web); then the Kafka path (bench-kafka)
 N ?= 100000
 bench: $(VENV)/.installed-test services
 	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
+	$(BIN)/python bench/bench_workspace.py --messages $(N)
 	$(BENCH_KAFKA)
+
+## bench-web: the review workspace alone (N messages, 10,000 alerts; p95 target 200 ms)
+bench-web: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_workspace.py --messages $(N)
 
 ## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with
 ## the two ratios (on Tansu: noida-db answers fetches at once instead of holding them, so every caught-up consumer

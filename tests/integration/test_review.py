@@ -20,6 +20,7 @@ from safety_monitor.domain.review import (
     ReviewStatus,
 )
 from safety_monitor.ruleset.loader import load_ruleset
+from safety_monitor.service.audit import verify_audit_log
 from safety_monitor.service.deadlines import check_deadlines
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWorkFactory
@@ -220,3 +221,24 @@ async def test_the_sql_table_refuses_update_and_delete(database: Database, full,
                 await connection.execute(text(statement))
     (action,) = (await alert_review(database.store, CLOCK_ALERT)).actions
     assert action.reason == "listed in the investigator's brochure 5.4"
+
+
+async def test_each_review_action_is_chained_into_the_audit_log_in_its_transaction(store, full, now) -> None:
+    await a_potential_susar(store, full, now)  # three accounts added: three audit entries
+    at = DAY0 + timedelta(days=1)
+    await record_review(store, review(ActionKind.ACKNOWLEDGE, at))
+    await record_review(store, review(ActionKind.EXPECTEDNESS, at, value="expected"))
+    with pytest.raises(ReviewRefused):
+        await record_review(store, review(ActionKind.ACKNOWLEDGE, at))  # already acknowledged: nothing written
+    with pytest.raises(ReviewRefused, match="'nobody' is not an active medical-monitor account"):
+        await record_review(
+            store, ReviewRequest(CLOCK_ALERT, ActionKind.COMMENT, "nobody", Role.MEDICAL_MONITOR, "x", at)
+        )
+    with pytest.raises(ReviewRefused, match=r"'dr\.li' is not an active admin account"):
+        await record_review(store, ReviewRequest(CLOCK_ALERT, ActionKind.COMMENT, "dr.li", Role.ADMIN, "x", at))
+    check = await verify_audit_log(store)
+    assert (check.intact, check.verified) == (True, 5)
+    async with store() as uow:
+        entries = await uow.audit_log.for_target(CLOCK_ALERT)
+    assert [(e.actor, e.event) for e in entries] == [("dr.li", "review"), ("dr.li", "review")]
+    assert '"kind":"expectedness"' in entries[1].detail and '"clock_effect":"closed"' in entries[1].detail

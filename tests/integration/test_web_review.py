@@ -223,3 +223,10 @@ def test_the_timeline_and_edish_are_svg_drawn_on_the_server(workspace: Workspace
     assert "5.30" in edish and "2.44" in edish  # ALT 212/40, bilirubin 50/20.5 (x ULN)
     clocks = client.get("/sae-clock").text
     assert "2026-05-01 00:00" in clocks and "2026-05-16" in clocks and ">open<" in clocks
+
+
+def test_alert_emails_link_to_the_alert_page(workspace: Workspace) -> None:
+    mails = list((workspace.settings.mail_capture_dir).glob("*.eml"))
+    assert mails
+    text = "\n".join(m.read_text() for m in mails)
+    assert f"https://safety.example.org/alerts/{workspace.alert}" in text  # PUBLIC_URL of the workspace fixture
