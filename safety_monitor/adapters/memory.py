@@ -410,6 +410,9 @@ class _ReviewActions(_Repo):
         times = [a.at for a in self.s.review_actions if reviewer is None or a.reviewer == reviewer]
         return max(times, default=None)
 
+    async def every(self) -> list[ReviewAction]:
+        return list(self.s.review_actions)
+
 
 class _Publications(_Repo):
     async def add(self, publications: Sequence[Publication]) -> None:

@@ -118,13 +118,19 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Walk the audit log's hash chain; exit 0 with the number of entries when intact, 1 naming the first entry
-    that does not verify."""
-    check = _run(lambda app: verify_audit_log(app.store))
-    if check.intact:
+    that does not verify. Every review action (table review_actions) must also match its entry in the chain."""
+    report = _run(lambda app: verify_audit_log(app.store))
+    check = report.chain
+    if report.intact:
         click.echo(f"audit log intact: {check.verified} entries; head {check.head}")
+        if report.reviews_before_chain:
+            click.echo(f"{report.reviews_before_chain} review action(s) recorded before the audit log began")
         return
-    click.echo(
-        f"audit log BROKEN at entry {check.broken_at}: {check.problem} ({check.verified} entries before it verify)",
-        err=True,
-    )
+    if not check.intact:
+        click.echo(
+            f"audit log BROKEN at entry {check.broken_at}: {check.problem} ({check.verified} entries before it verify)",
+            err=True,
+        )
+    for problem in report.unmatched_reviews:
+        click.echo(f"review_actions does not match the audit log: {problem}", err=True)
     sys.exit(1)

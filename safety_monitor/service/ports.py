@@ -228,6 +228,10 @@ class ReviewActionRepository(Protocol):
         """When `reviewer` (anyone, if None) last recorded an action: "new since last review" starts there."""
         ...
 
+    async def every(self) -> list[ReviewAction]:
+        """Every action in the order recorded (`audit verify` compares them with the audit log)."""
+        ...
+
 
 class PublicationRepository(Protocol):
     """The outbound-topic outbox: what a publishing runtime must still send (see service/publications.py)."""

@@ -4,6 +4,7 @@ actions, and the plain refusals (unknown alert, forbidden role, invalid transiti
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,14 @@ def test_sae_report_submitted_is_a_review_action_in_the_audit_trail(replayed: Pa
     assert action["new"] == "report submitted 2026-05-06T00:00:00+00:00"
     expected = invoke("review", "expectedness", CLOCK_ALERT, "expected", *WHO, "--reason", "x", code=1)
     assert "Error: the reporting clock of this case was already closed at 2026-05-06T00:00+00:00" in expected.output
+
+
+def test_audit_verify_catches_a_review_action_changed_behind_the_applications_back(replayed: Path) -> None:
+    invoke("review", "ack", CLOCK_ALERT, *WHO, "--reason", "taken on")
+    invoke("review", "comment", CLOCK_ALERT, *WHO, "--reason", "asked the site for the CT report")
+    assert "audit log intact: 5 entries" in invoke("audit", "verify").output  # 3 accounts, 2 review actions
+    with sqlite3.connect(replayed / "var" / "safety-monitor.db") as connection:
+        connection.execute("drop trigger review_actions_no_update")
+        connection.execute("update review_actions set reason = 'nothing to see' where kind = 'comment'")
+    broken = invoke("audit", "verify", code=1)
+    assert f"review_actions does not match the audit log: review action comment on {CLOCK_ALERT}" in broken.output

@@ -236,8 +236,8 @@ async def test_each_review_action_is_chained_into_the_audit_log_in_its_transacti
         )
     with pytest.raises(ReviewRefused, match=r"'dr\.li' is not an active admin account"):
         await record_review(store, ReviewRequest(CLOCK_ALERT, ActionKind.COMMENT, "dr.li", Role.ADMIN, "x", at))
-    check = await verify_audit_log(store)
-    assert (check.intact, check.verified) == (True, 5)
+    report = await verify_audit_log(store)
+    assert (report.intact, report.chain.verified, report.unmatched_reviews) == (True, 5, [])
     async with store() as uow:
         entries = await uow.audit_log.for_target(CLOCK_ALERT)
     assert [(e.actor, e.event) for e in entries] == [("dr.li", "review"), ("dr.li", "review")]

@@ -38,11 +38,11 @@ def audit_count(ws: Workspace) -> int:
     async def count() -> int:
         app = ws.app()
         try:
-            check = await verify_audit_log(app.store)
+            report = await verify_audit_log(app.store)
         finally:
             await app.close()
-        assert check.intact
-        return check.verified
+        assert report.intact
+        return report.chain.verified
 
     return asyncio.run(count())
 

@@ -1133,6 +1133,10 @@ class _ReviewActions(_Sql):
         value = (await self.conn.execute(query)).scalar()
         return _utc(value) if value is not None else None
 
+    async def every(self) -> list[ReviewAction]:
+        rows = await self.conn.execute(select(t.review_actions).order_by(t.review_actions.c.id))
+        return [_review_action(row) for row in rows]
+
 
 def _publication(row: Any) -> Publication:
     return Publication(
