@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 from safety_monitor.domain.dates import PartialDate
 from safety_monitor.service.workspace_views import LiverPeak, SubjectData
 
-WIDTH, LEFT, RIGHT = 960, 150, 20
+WIDTH, LEFT, RIGHT = 960, 150, 70
 GRADE_FILL = {1: "#9ecae1", 2: "#fdae6b", 3: "#e6550d", 4: "#a50f15", 5: "#252525"}
 LIVER_TESTS = ("ALT", "AST", "BILI")
 LAB_STROKE = {"ALT": "#3182bd", "AST": "#31a354", "BILI": "#e6550d"}
@@ -108,8 +108,10 @@ def _adverse_events(data: SubjectData, axis: _Axis, end: date, top: float) -> tu
         fill = GRADE_FILL.get(grade, "#bdbdbd")
         title = f"{ae.verbatim_term} ({ae.preferred_term}) grade {grade or '?'}: {ae.onset} to {ae.end or 'ongoing'}"
         parts.append(_bar(axis, onset, stop, y, fill, title))
+        near_end = axis.x(onset) > WIDTH - RIGHT - 260  # label to the left of a bar that starts late
+        x, anchor = (axis.x(onset) - 3, "end") if near_end else (axis.x(onset) + 3, "start")
         parts.append(
-            f'<text x="{axis.x(onset) + 3:.1f}" y="{y + 12:.0f}" class="bar-label">G{grade or "?"} '
+            f'<text x="{x:.1f}" y="{y + 12:.0f}" class="bar-label" text-anchor="{anchor}">G{grade or "?"} '
             f"{_attr(ae.verbatim_term[:40])}</text>"
         )
         y += 20
@@ -134,7 +136,7 @@ def _labs(data: SubjectData, axis: _Axis, top: float) -> tuple[list[str], float]
     peak = max(4.0, *(v for values in series.values() for _, v in values))
 
     def y(ratio: float) -> float:
-        return top + height - height * min(ratio, peak) / peak
+        return top + 18 + height - height * min(ratio, peak) / peak
 
     parts = [f'<text x="4" y="{top + 12:.0f}" class="lane">liver labs (x ULN)</text>']
     for ratio, label in ((1.0, "ULN"), (3.0, "3x ULN")):
@@ -147,7 +149,7 @@ def _labs(data: SubjectData, axis: _Axis, top: float) -> tuple[list[str], float]
         points = [(axis.x(d), y(v)) for d, v in values]
         parts.append(_lines(points, LAB_STROKE[code], f"{code} x ULN"))
         parts.append(f'<text x="{points[-1][0] + 4:.1f}" y="{points[-1][1]:.1f}" class="tick">{code}</text>')
-    return parts, top + height + 16
+    return parts, top + 18 + height + 16
 
 
 def _blood_pressure(data: SubjectData, axis: _Axis, top: float) -> tuple[list[str], float]:
@@ -161,7 +163,7 @@ def _blood_pressure(data: SubjectData, axis: _Axis, top: float) -> tuple[list[st
         return [], top
 
     def y(mm_hg: float) -> float:
-        return top + height - height * (min(max(mm_hg, 40.0), 200.0) - 40.0) / 160.0
+        return top + 18 + height - height * (min(max(mm_hg, 40.0), 200.0) - 40.0) / 160.0
 
     parts = [f'<text x="4" y="{top + 12:.0f}" class="lane">blood pressure (mmHg)</text>']
     # CTCAE v5 hypertension: grade 2 from 140/90, grade 3 from 160/100.
@@ -173,7 +175,7 @@ def _blood_pressure(data: SubjectData, axis: _Axis, top: float) -> tuple[list[st
     for code, stroke in (("SYSBP", "#756bb1"), ("DIABP", "#9e9ac8")):
         if code in series:
             parts.append(_lines([(axis.x(d), y(v)) for d, v in series[code]], stroke, code))
-    return parts, top + height + 16
+    return parts, top + 18 + height + 16
 
 
 def _alerts(data: SubjectData, axis: _Axis, top: float) -> tuple[list[str], float]:

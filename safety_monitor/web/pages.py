@@ -4,6 +4,7 @@ function and renders a template; who may do what is decided by its `Allowed` dep
 
 import secrets
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -136,7 +137,10 @@ async def alerts(
         ws.app.reads, ws.app.pipeline.ruleset, filters, user_name=principal.user.name, now=ws.app.clock.now()
     )
     template = "_queue.html" if request.headers.get("hx-request") == "true" else "alerts.html"
-    return render(request, template, {"principal": principal, "view": view, "now": ws.app.clock.now()})
+    kept = {"rule": rule, "site": site, "subject": subject, "status": status, "severity": severity, "drug": drug}
+    query = urlencode({**{k: v for k, v in kept.items() if v}, **({"mine": "true"} if mine else {}), "limit": limit})
+    context = {"principal": principal, "view": view, "now": ws.app.clock.now(), "query": query}
+    return render(request, template, context)
 
 
 @router.get("/alerts/{alert_id}")

@@ -168,6 +168,11 @@ def test_queue_filters_and_new_since_my_last_review(workspace: Workspace, client
     page = client.get("/alerts?mine=true").text
     assert "Changed since your last review" in page and "No open alerts match." in page
     assert 'id="clocks-due"' not in page  # the SAE clock of the case is 15 days out, not due soon
+    first = client.get("/alerts?severity=critical&limit=1").text
+    assert (
+        first.count('class="alert-link"') == 1 and 'href="/alerts?severity=critical&amp;limit=1&amp;offset=1"' in first
+    )
+    assert client.get("/alerts?severity=critical&limit=1&offset=1").text.count('class="alert-link"') == 1
     partial = client.get("/alerts?severity=critical", headers={"HX-Request": "true"}).text
     assert partial.lstrip().startswith("<p") and "<html" not in partial
 
