@@ -95,7 +95,8 @@ def test_the_route_matrix_follows_the_policy_table(seeded: Workspace, role: Role
         for route in routes_of(web.routes):
             if not isinstance(route, APIRoute):
                 continue
-            _, action = action_of(route)
+            declared, action = action_of(route)
+            assert declared, f"{route.path} has no Allowed(...) entry"
             for method in sorted(route.methods):
                 if route.path in ("/logout", "/login") and method == "POST":
                     continue  # they end or start this client's session: covered below

@@ -52,6 +52,9 @@ def test_a_monitor_acknowledges_on_the_page_and_sees_it_in_the_history(workspace
     before = audit_count(workspace)
     page = client.get(f"/alerts/{workspace.alert}")
     assert 'id="review-status">new<' in page.text and 'id="form-acknowledge"' in page.text
+    # Every routed notification of the alert, with its route and group, and whether it was mailed or held.
+    assert "<td>medical-monitors</td><td>route.routes[3]</td>" in page.text and "<td>mailed</td>" in page.text
+    assert "Hemoptysis / bronchopulmonary haemorrhage (any grade)" in page.text and "Anlotinib" in page.text
     done = client.post(
         f"/alerts/{workspace.alert}/acknowledge",
         data={"csrf_token": csrf_of(page.text), "reason": "taken on: bronchoscopy booked"},
