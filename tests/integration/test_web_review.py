@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from safety_monitor.domain.access import Role
+from safety_monitor.domain.alerts import alert_id
 from safety_monitor.service.audit import verify_audit_log
 from tests.accounts import REVIEWERS
-from tests.factories import ae, enrolled_and_dosed
+from tests.factories import STUDY, ae, enrolled_and_dosed
 from tests.workspace import AETERM, S1, XSS, Workspace, build_workspace, csrf_of, login
 
 
@@ -238,3 +239,13 @@ def test_alert_emails_link_to_the_alert_page(workspace: Workspace) -> None:
     assert mails
     text = "\n".join(m.read_text() for m in mails)
     assert f"https://safety.example.org/alerts/{workspace.alert}" in text  # PUBLIC_URL of the workspace fixture
+
+
+def test_the_alert_page_shows_a_notification_held_by_an_inhibit_rule_and_why(tmp_path: Path) -> None:
+    fatal = ae(S1, "AE-1", "Haemoptysis", 5, AESER="Y", AESDTH="Y", onset="2026-04-29")
+    minor = ae(S1, "AE-2", "Proteinuria", 2, soc="Renal and urinary disorders", onset="2026-04-20")
+    ws = build_workspace(tmp_path, [*enrolled_and_dosed(S1), fatal, minor])
+    with TestClient(ws.web()) as client:
+        login(client, Role.DSMB_MEMBER)
+        page = client.get(f"/alerts/{alert_id(f'proteinuria-ae-grade-2|{STUDY}|{S1}|AE:AE-2')}").text
+    assert "death-holds-minor-alerts-of-the-subject" in page
