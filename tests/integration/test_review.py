@@ -3,6 +3,7 @@ submitted report stops the expedited-reporting clock for good, refusals write no
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,3 +243,16 @@ async def test_each_review_action_is_chained_into_the_audit_log_in_its_transacti
         entries = await uow.audit_log.for_target(CLOCK_ALERT)
     assert [(e.actor, e.event) for e in entries] == [("dr.li", "review"), ("dr.li", "review")]
     assert '"kind":"expectedness"' in entries[1].detail and '"clock_effect":"closed"' in entries[1].detail
+
+
+async def test_concurrent_review_actions_chain_one_after_another(store, full, now) -> None:
+    await a_potential_susar(store, full, now)
+    at = DAY0 + timedelta(days=1)
+    comments = [
+        record_review(store, review(ActionKind.COMMENT, at + timedelta(seconds=n), key))
+        for n in range(6)
+        for key in (CLOCK_ALERT, HAEMOPTYSIS_ALERT)
+    ]
+    await asyncio.gather(*comments)
+    report = await verify_audit_log(store)
+    assert (report.intact, report.chain.verified) == (True, 3 + 12)  # never two entries at one position
