@@ -21,6 +21,7 @@ from safety_monitor.domain.users import (
     check_name,
     check_password,
 )
+from safety_monitor.settings import Settings, SettingsError
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 REVIEW = [Action.ACKNOWLEDGE, Action.ADJUDICATE, Action.CAUSALITY, Action.EXPECTEDNESS]
@@ -76,3 +77,16 @@ def test_sessions_expire_when_idle_and_at_their_absolute_lifetime() -> None:
     busy = Session("dr.li", T0, T0 + SESSION_ABSOLUTE - timedelta(minutes=1), "csrf")
     assert not busy.expired(T0 + SESSION_ABSOLUTE - timedelta(seconds=1))
     assert busy.expired(T0 + SESSION_ABSOLUTE)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("https://safety.example.org", True), ("http://127.0.0.1:8000/", True), ("safety.example.org", False),
+     ("javascript:alert(1)", False), ("https://a b", False)],
+)  # fmt: skip
+def test_public_url_is_an_http_address(value: str, ok: bool) -> None:
+    if ok:
+        assert Settings.from_env({"PUBLIC_URL": value}).public_url == value
+    else:
+        with pytest.raises(SettingsError, match="PUBLIC_URL="):
+            Settings.from_env({"PUBLIC_URL": value})
