@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from safety_monitor.domain.access import POLICY, Action
 from safety_monitor.domain.review import ActionKind, ReviewRefused
 from safety_monitor.domain.users import AccountRefused
-from safety_monitor.service.accounts import LoginRefused, log_in, log_out
+from safety_monitor.service.accounts import LoginRefused, disable_user, list_users, log_in, log_out, revoke_tokens
 from safety_monitor.service.review import UnknownAlert
 from safety_monitor.service.views import incidence_table
 from safety_monitor.service.workspace import (
@@ -245,3 +245,34 @@ async def incidence(request: Request, principal: Reader, treatment_emergent: boo
     rows = await incidence_table(ws.app.store, treatment_emergent_only=treatment_emergent)
     context = {"principal": principal, "rows": rows, "treatment_emergent": treatment_emergent}
     return render(request, "incidence.html", context)
+
+
+Admin = Annotated[Principal, Depends(Allowed(Action.MANAGE_USERS))]
+
+
+@router.get("/admin/users")
+async def users(request: Request, principal: Admin, done: Text = None) -> Response:
+    ws = workspace(request)
+    found = await list_users(ws.app.store)
+    context = {"principal": principal, "users": found, "now": ws.app.clock.now(), "done": done}
+    return render(request, "users.html", context)
+
+
+@router.post("/admin/users/{name}/disable")
+async def disable(request: Request, name: str, principal: Admin) -> Response:
+    ws = workspace(request)
+    try:
+        await disable_user(ws.app.store, name, at=ws.app.clock.now(), actor=principal.user.name)
+    except AccountRefused as exc:
+        return render(request, "error.html", {"principal": principal, "status": 404, "message": str(exc)}, 404)
+    return RedirectResponse(f"/admin/users?{urlencode({'done': f'{name} disabled'})}", status_code=303)
+
+
+@router.post("/admin/users/{name}/revoke-tokens")
+async def revoke(request: Request, name: str, principal: Admin) -> Response:
+    ws = workspace(request)
+    try:
+        count = await revoke_tokens(ws.app.store, name, at=ws.app.clock.now(), actor=principal.user.name)
+    except AccountRefused as exc:
+        return render(request, "error.html", {"principal": principal, "status": 404, "message": str(exc)}, 404)
+    return RedirectResponse(f"/admin/users?{urlencode({'done': f'{count} token(s) of {name} revoked'})}", 303)

@@ -67,7 +67,8 @@ def test_every_route_declares_exactly_one_policy_entry(seeded: Workspace) -> Non
 
 
 def _path(route: APIRoute, ws: Workspace) -> str:
-    return route.path.replace("{alert_id}", ws.alert).replace("{usubjid}", S1)
+    # {name}: an account that does not exist, so the matrix disables nobody (an allowed role gets 404)
+    return route.path.replace("{alert_id}", ws.alert).replace("{usubjid}", S1).replace("{name}", "nobody")
 
 
 def _request(client: TestClient, ws: Workspace, route: APIRoute, method: str, role: Role | None, csrf: str) -> int:
@@ -229,3 +230,17 @@ def _audit_events(ws: Workspace) -> list[str]:
     url = ws.settings.database_url.removeprefix("sqlite:///")
     with sqlite3.connect(url) as connection:
         return [row[0] for row in connection.execute("select event from audit_log order by seq")]
+
+
+def test_an_admin_disables_an_account_from_the_users_page(workspace: Workspace) -> None:
+    web = workspace.web()
+    with TestClient(web) as dsmb, TestClient(web) as admin:
+        login(dsmb, Role.DSMB_MEMBER)
+        assert dsmb.get("/admin/users").status_code == 403
+        login(admin, Role.ADMIN)
+        page = admin.get("/admin/users")
+        assert page.status_code == 200 and "prof.chen" in page.text and 'href="/admin/users"' in page.text
+        done = admin.post("/admin/users/prof.chen/disable", data={"csrf_token": csrf_of(page.text)})
+        assert "prof.chen disabled" in done.text
+        assert dsmb.get("/alerts", follow_redirects=False).headers["location"] == "/login"  # session ended
+    assert _audit_events(workspace)[-1] == "user-disabled"
