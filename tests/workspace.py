@@ -74,10 +74,17 @@ class Workspace:
         return alert_id(CLOCK_ALERT)
 
 
-def build_workspace(tmp_path: Path, messages: list[dict[str, object]] | None = None) -> Workspace:
-    """Replay the messages into a fresh SQLite database and add the reviewers (and an API token for each)."""
+def build_workspace(
+    tmp_path: Path,
+    messages: list[dict[str, object]] | None = None,
+    *,
+    database_url: str | None = None,
+    schema: str | None = None,
+) -> Workspace:
+    """Replay the messages into a fresh database (SQLite unless given) and add the reviewers, each with a token."""
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/workspace.db",
+        database_url=database_url or f"sqlite:///{tmp_path}/workspace.db",
+        database_schema=schema,
         rules_dir=ROOT / "rules",
         templates_dir=ROOT / "templates",
         mail_capture_dir=tmp_path / "mail",

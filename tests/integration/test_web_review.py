@@ -16,6 +16,7 @@ from safety_monitor.domain.access import Role
 from safety_monitor.domain.alerts import alert_id
 from safety_monitor.service.audit import verify_audit_log
 from tests.accounts import REVIEWERS
+from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_schema
 from tests.factories import STUDY, ae, enrolled_and_dosed
 from tests.workspace import AETERM, S1, XSS, Workspace, build_workspace, csrf_of, login
 
@@ -249,3 +250,26 @@ def test_the_alert_page_shows_a_notification_held_by_an_inhibit_rule_and_why(tmp
         login(client, Role.DSMB_MEMBER)
         page = client.get(f"/alerts/{alert_id(f'proteinuria-ae-grade-2|{STUDY}|{S1}|AE:AE-2')}").text
     assert "death-holds-minor-alerts-of-the-subject" in page
+
+
+@pytest.mark.postgres
+def test_the_pages_and_the_api_on_postgresql(tmp_path: Path) -> None:
+    schema = asyncio.run(_postgres_schema())
+    try:
+        ws = build_workspace(tmp_path, database_url=POSTGRES_URL, schema=schema)
+        with TestClient(ws.web()) as client:
+            login(client, Role.MEDICAL_MONITOR)
+            for path in (f"/alerts/{ws.alert}", f"/subjects/{S1}", "/edish", "/sae-clock", "/incidence",
+                         "/alerts?mine=true&drug=anlotinib&status=new&site=012&severity=critical"):  # fmt: skip
+                assert client.get(path).status_code == 200, path
+            headers = bearer(ws, Role.MEDICAL_MONITOR)
+            listed = client.get("/api/v1/alerts?drug=anlotinib&review_status=new", headers=headers).json()
+            assert listed["total"] >= 1
+            done = client.post(f"/api/v1/alerts/{ws.alert}/acknowledge", json={"reason": "seen"}, headers=headers)
+            assert done.json()["review_status"] == "acknowledged"
+            assert client.get("/api/v1/alerts?review_status=acknowledged", headers=headers).json()["total"] == 1
+            assert "5.30" in client.get("/edish").text
+            assert client.get("/healthz").json()["database"] == "reachable"
+        assert audit_count(ws) == 3 + 3 + 1 + 1  # accounts, tokens, the login, the acknowledgement
+    finally:
+        asyncio.run(_drop_schema(schema))
