@@ -26,7 +26,7 @@ from safety_monitor.service.accounts import issue_token
 from safety_monitor.settings import Settings
 from safety_monitor.web.app import create_app
 from streams.embedded import replay_file
-from tests.accounts import FAST_HASHER, PASSWORD, REVIEWERS, add_reviewers
+from tests.accounts import FAST_HASHER, PASSWORD, REVIEWERS, SITE_ACCOUNT, add_reviewers, add_site
 from tests.conftest import ROOT, free_port
 from tests.factories import STUDY, ae, enrolled_and_dosed, lb, subject_event, subject_id, vs
 
@@ -102,7 +102,9 @@ def build_workspace(
             await replay_file(app, trial)
             await app.deliver(ignore_waits=True)
             await add_reviewers(app.store)
-            return {role: await issue_token(app.store, name, at=NOW) for role, name in REVIEWERS.items()}
+            await add_site(app.store)
+            accounts = {**REVIEWERS, Role.SITE: SITE_ACCOUNT}
+            return {role: await issue_token(app.store, name, at=NOW) for role, name in accounts.items()}
         finally:
             await app.close()
 

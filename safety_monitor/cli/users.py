@@ -48,12 +48,17 @@ def users() -> None:
 @users.command("add")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help="What the account may do.")
+@click.option("--site-id", default=None, help="For --role site: the site_id its messages carry (required).")
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password as one line from stdin.")
-def users_add(name: str, role: str, password_stdin: bool) -> None:
-    """Add an account; the password (at least 12 characters) is stored as an argon2id hash."""
+def users_add(name: str, role: str, site_id: str | None, password_stdin: bool) -> None:
+    """Add an account; the password (at least 12 characters) is stored as an argon2id hash. A site account
+    (--role site --site-id SITE) publishes its site's messages over the API (`users token NAME`) and nothing else."""
     password = _password_from_stdin()
-    user = _run(lambda app: add_user(app.store, app.hasher, name, Role(role), password, at=app.clock.now()))
-    click.echo(f"user {user.name} added ({user.role.value})")
+    user = _run(
+        lambda app: add_user(app.store, app.hasher, name, Role(role), password, at=app.clock.now(), site_id=site_id)
+    )
+    site = f", site {user.site_id}" if user.site_id else ""
+    click.echo(f"user {user.name} added ({user.role.value}{site})")
 
 
 @users.command("list")
@@ -65,7 +70,8 @@ def users_list() -> None:
         lines = []
         for user in await list_users(app.store):
             state = "disabled" if user.disabled else ("locked" if user.locked(now) else "active")
-            lines.append(f"{user.name:<32} {user.role.value:<16} {state}")
+            site = f" site {user.site_id}" if user.site_id else ""
+            lines.append(f"{user.name:<32} {user.role.value:<16} {state}{site}")
         return lines
 
     lines = _run(work)

@@ -10,8 +10,7 @@ class Role(StrEnum):
     MEDICAL_MONITOR = "medical-monitor"
     DSMB_MEMBER = "dsmb-member"
     ADMIN = "admin"
-    # A `site` role (a trial site's system publishing messages, and nothing else) is one more member here and one
-    # more row in POLICY with only Action.PUBLISH_MESSAGES.
+    SITE = "site"  # a trial site's system (EDC, lab, home monitoring): publishes its own site's messages, nothing else
 
 
 class Action(StrEnum):
@@ -45,11 +44,13 @@ _REVIEW = frozenset(
 # sponsor's case handling (ICH E9 section 4.5; EMEA/CHMP/EWP/5872/03, the guideline on data monitoring
 # committees): its members read everything and act on nothing, so nothing in the sponsor's trail carries a DSMB
 # member's name. An admin manages accounts and records the administrative fact that an expedited report was
-# submitted (with a comment), never a medical assessment.
+# submitted (with a comment), never a medical assessment. A site account is a trial site's system: it sends its own
+# site's data and reads nothing (no page, no alert, no other site's subject).
 POLICY: Mapping[Role, frozenset[Action]] = {
     Role.MEDICAL_MONITOR: frozenset({Action.READ, *_REVIEW}),
     Role.DSMB_MEMBER: frozenset({Action.READ}),
     Role.ADMIN: frozenset({Action.READ, Action.MANAGE_USERS, Action.COMMENT, Action.REPORT_SUBMITTED}),
+    Role.SITE: frozenset({Action.PUBLISH_MESSAGES}),
 }
 
 

@@ -25,6 +25,7 @@ class AuditEvent(StrEnum):
     PASSWORD_SET = "password-set"  # noqa: S105 (an event name)
     TOKEN_ISSUED = "token-issued"  # noqa: S105 (an event name)
     TOKENS_REVOKED = "tokens-revoked"
+    PUBLISH_REFUSED = "publish-refused"  # a site account sent messages of another site: the whole request refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ SESSION_IDLE = timedelta(minutes=30)
 SESSION_ABSOLUTE = timedelta(hours=12)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+_SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class AccountRefused(ValueError):
@@ -32,6 +33,7 @@ class User:
     disabled: bool = False
     failed_logins: int = 0  # failures in a row since the last success
     locked_until: datetime | None = None
+    site_id: str | None = None  # the trial site a `site` account publishes for (None for every other role)
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
@@ -52,6 +54,19 @@ def check_password(password: str) -> str:
     if len(password) > MAX_PASSWORD_LENGTH:
         raise AccountRefused(f"the password is too long: at most {MAX_PASSWORD_LENGTH} characters")
     return password
+
+
+def check_site(role: Role, site_id: str | None) -> str | None:
+    """A site account names its one trial site; no other role has one (a reviewer works across sites)."""
+    if role is Role.SITE:
+        if site_id is None or not _SITE.fullmatch(site_id):
+            raise AccountRefused(
+                "a site account needs --site-id: the site_id its messages carry (1-64 letters, digits, '.', '_' or '-')"
+            )
+        return site_id
+    if site_id is not None:
+        raise AccountRefused(f"--site-id is for site accounts only, not for a {role.value}")
+    return None
 
 
 def role_of(text: str) -> Role:

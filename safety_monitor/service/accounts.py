@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from safety_monitor.domain.access import Role
+from safety_monitor.domain.access import Action, Role, may
 from safety_monitor.domain.audit import AuditEvent, AuditRecord
 from safety_monitor.domain.users import (
     FAILURES_BEFORE_LOCKOUT,
@@ -19,6 +19,7 @@ from safety_monitor.domain.users import (
     after_success,
     check_name,
     check_password,
+    check_site,
 )
 from safety_monitor.service.audit import append_audit
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
@@ -60,16 +61,20 @@ async def add_user(
     *,
     at: datetime,
     actor: str = SYSTEM,
+    site_id: str | None = None,
 ) -> User:
+    """Add an account; a `site` account names the one trial site it publishes for (`site_id`)."""
     check_name(name)
+    check_site(role, site_id)
     check_password(password)
     password_hash = await hasher.hash(password)
     async with uow_factory() as uow:
         if await uow.users.get(name) is not None:
             raise AccountRefused(f"user {name!r} exists already (use `users set-password` to change the password)")
-        user = User(name, role, at)
+        user = User(name, role, at, site_id=site_id)
         await uow.users.add(user, password_hash)
-        await append_audit(uow, [_record(at, actor, AuditEvent.USER_ADDED, name, role=role.value)])
+        detail = {"role": role.value, **({"site_id": site_id} if site_id is not None else {})}
+        await append_audit(uow, [_record(at, actor, AuditEvent.USER_ADDED, name, **detail)])
         await uow.commit()
     return user
 
@@ -83,7 +88,7 @@ async def disable_user(uow_factory: UnitOfWorkFactory, name: str, *, at: datetim
     """Disable an account: its sessions end and its tokens are revoked in the same transaction."""
     async with uow_factory() as uow:
         user = await _existing(uow, name)
-        disabled = User(user.name, user.role, user.created_at, True, user.failed_logins, user.locked_until)
+        disabled = replace(user, disabled=True)
         await uow.users.put(disabled)
         sessions = await uow.sessions.remove_for(name)
         tokens = await uow.api_tokens.revoke(name, at)
@@ -162,9 +167,11 @@ async def log_in(
             await append_audit(uow, [_record(at, ANONYMOUS, AuditEvent.LOGIN_FAILED, shown, why="unknown user")])
             await uow.commit()
             raise LoginRefused()
-        if user.disabled or user.locked(at):
+        if user.disabled or user.locked(at) or not may(user.role, Action.READ):
             until = user.locked_until.isoformat() if user.locked_until else "?"
             why = "disabled" if user.disabled else f"locked until {until}"
+            if not user.disabled and not user.locked(at):  # a site account: it publishes with a token, no page
+                why = f"a {user.role.value} account has no pages to log in to"
             await append_audit(uow, [_record(at, user.name, AuditEvent.LOGIN_REFUSED, user.name, why=why)])
             await uow.commit()
             raise LoginRefused()

@@ -12,6 +12,7 @@ from safety_monitor.bootstrap import App
 from safety_monitor.domain.access import Action, may
 from safety_monitor.domain.users import Session, User
 from safety_monitor.service.accounts import session_user, token_user
+from safety_monitor.service.ingestion import Ingestion
 
 SESSION_COOKIE = "sm_session"
 LOGIN_CSRF_COOKIE = "sm_login_csrf"
@@ -51,6 +52,7 @@ class Workspace:
 
     app: App
     public_url: str
+    ingestion: Ingestion  # where `POST /api/v1/messages` sends a site's batch (embedded pipeline or Kafka)
 
 
 def workspace(request: Request) -> Workspace:

@@ -14,8 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from safety_monitor.bootstrap import App
-from safety_monitor.web import api, pages
+from safety_monitor.domain.rate_limit import Allowance, SiteRateLimiter
+from safety_monitor.service.ingestion import EmbeddedSink, Ingestion, MessageSink
+from safety_monitor.web import api, ingest, pages
 from safety_monitor.web.access import CsrfRefused, Forbidden, LoginRequired, Workspace, is_api
+from streams.embedded import to_service
+from streams.wire import decode
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,8 +45,19 @@ def templates() -> Jinja2Templates:
     return found
 
 
-def create_app(app: App, *, public_url: str | None = None, manage_lifecycle: bool = True) -> FastAPI:
+def create_app(
+    app: App,
+    *,
+    public_url: str | None = None,
+    manage_lifecycle: bool = True,
+    sink: MessageSink | None = None,
+    allowance: Allowance | None = None,
+) -> FastAPI:
     """The workspace over a wired `App` (its store must be SQL: the pages' queries need `app.reads`).
+
+    Sites' messages (`POST /api/v1/messages`) go to `sink`: by default the embedded pipeline on `app.store`
+    (committed before the answer); `safety-monitor web --publish-to kafka` passes a Kafka sink instead. Each site
+    may send `allowance` messages (default: domain/rate_limit.Allowance()).
 
     With `manage_lifecycle`, starting the server migrates the database and stopping it closes the engine. Extend it
     by including more routers whose routes each declare `Depends(Allowed(Action.X))`.
@@ -68,11 +83,18 @@ def create_app(app: App, *, public_url: str | None = None, manage_lifecycle: boo
         openapi_url=None,  # served by api.openapi at /api/v1/openapi.json, a route of the policy table like any other
         lifespan=lifespan,
     )
-    web.state.workspace = Workspace(app, (public_url or app.settings.public_url).rstrip("/"))
+    ingestion = Ingestion(
+        app.store,
+        lambda payload, origin: to_service(decode(payload, origin)),
+        sink or EmbeddedSink(app.store, lambda: app.pipeline, app.clock),
+        SiteRateLimiter(allowance or Allowance()),
+    )
+    web.state.workspace = Workspace(app, (public_url or app.settings.public_url).rstrip("/"), ingestion)
     web.state.templates = templates()
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     web.include_router(pages.router)
     web.include_router(api.router)
+    web.include_router(ingest.router)
 
     @web.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

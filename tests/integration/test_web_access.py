@@ -16,10 +16,10 @@ from safety_monitor.domain.access import Action, Role, may
 from safety_monitor.domain.users import FAILURES_BEFORE_LOCKOUT, SESSION_ABSOLUTE, SESSION_IDLE
 from safety_monitor.web.access import Allowed
 from safety_monitor.web.app import CONTENT_SECURITY_POLICY
-from tests.accounts import PASSWORD, REVIEWERS
+from tests.accounts import PASSWORD, REVIEWERS, SITE_ACCOUNT
 from tests.workspace import NOW, S1, Workspace, build_workspace, csrf_of, login
 
-ROLES: list[Role | None] = [None, Role.MEDICAL_MONITOR, Role.DSMB_MEMBER, Role.ADMIN]
+ROLES: list[Role | None] = [None, Role.MEDICAL_MONITOR, Role.DSMB_MEMBER, Role.ADMIN, Role.SITE]
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,11 @@ def _request(client: TestClient, ws: Workspace, route: APIRoute, method: str, ro
 def test_the_route_matrix_follows_the_policy_table(seeded: Workspace, role: Role | None) -> None:
     web = seeded.web()
     with TestClient(web) as client:
-        login(client, role)
-        page = client.get("/alerts") if role else None
+        # A site account has no page, so no session: it may not log in (test_a_site_account_cannot_log_in); it
+        # meets every page as anonymous and every API route with its token.
+        has_pages = role is not None and may(role, Action.READ)
+        login(client, role if has_pages else None)
+        page = client.get("/alerts") if has_pages else None
         csrf = csrf_of(page.text) if page is not None else ""
         checked = 0
         for route in routes_of(web.routes):
@@ -105,7 +108,7 @@ def test_the_route_matrix_follows_the_policy_table(seeded: Workspace, role: Role
                 where = f"{method} {route.path} as {role}"
                 if action is None:
                     assert status not in (401, 403), where
-                elif role is None:
+                elif role is None or (not has_pages and not route.path.startswith("/api/")):
                     assert status == (401 if route.path.startswith("/api/") else 303), where
                 elif not may(role, action):
                     assert status == 403, where
@@ -113,6 +116,22 @@ def test_the_route_matrix_follows_the_policy_table(seeded: Workspace, role: Role
                     assert status not in (401, 403), where
                 checked += 1
         assert checked >= 20
+
+
+def test_a_site_account_cannot_log_in_and_its_token_opens_only_the_publish_route(workspace: Workspace) -> None:
+    for client in client_of(workspace):
+        token = csrf_of(client.get("/login").text)
+        form = {"username": SITE_ACCOUNT, "password": PASSWORD, "csrf_token": token}
+        refused = client.post("/login", data=form, follow_redirects=False)
+        assert (refused.status_code, refused.headers["location"]) == (303, "/login?failed=1")
+        bearer = {"Authorization": f"Bearer {workspace.tokens[Role.SITE]}"}
+        assert client.get("/api/v1/alerts", headers=bearer).status_code == 403
+        assert client.post("/api/v1/messages", headers=bearer, json=[]).json() == {
+            "accepted": 0,
+            "duplicates": 0,
+            "dead_lettered": [],
+        }
+    assert _audit_events(workspace)[-1] == "login-refused"
 
 
 def test_login_needs_the_forms_csrf_token_and_sets_a_strict_session_cookie(workspace: Workspace) -> None:

@@ -34,6 +34,7 @@ def _user(row: Any) -> User:
         disabled=row.disabled,
         failed_logins=row.failed_logins,
         locked_until=row.locked_until,
+        site_id=row.site_id,
     )
 
 
@@ -57,6 +58,7 @@ class SqlUsers(_Repo):
                 disabled=user.disabled,
                 failed_logins=user.failed_logins,
                 locked_until=user.locked_until,
+                site_id=user.site_id,
             )
         )
 

@@ -16,6 +16,7 @@ app_user = Table(
     Column("disabled", Boolean, nullable=False),
     Column("failed_logins", Integer, nullable=False),  # in a row since the last success
     _ts("locked_until", nullable=True),
+    Column("site_id", String(64), nullable=True),  # the trial site of a `site` account; NULL for every other role
 )
 
 # Personal API tokens: only the SHA-256 of the token is kept (a token is 256 random bits, so a fast hash is
