@@ -78,7 +78,7 @@ def test_a_batch_is_committed_before_its_receipt_and_a_retry_is_counted_never_ap
         assert [o for (o,) in origins] == [f"https:012:{request}#{n}" for n in (1, 2, 3)]
         again = client.post("/api/v1/messages", headers=site(workspace), json=batch)
         assert again.json() == {"accepted": 0, "duplicates": 3, "dead_lettered": []}
-    assert rows(workspace, f"select count(*) from adverse_event where subject_id = '{S2}'") == [(1,)]  # noqa: S608
+    assert rows(workspace, f"select count(*) from adverse_event where subject_id = '{S2}'") == [(1,)]
     assert rows(workspace, "select count(*) from inbox where origin like 'https:%'") == [(3,)]
 
 
