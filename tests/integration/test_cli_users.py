@@ -117,3 +117,25 @@ def test_audit_verify_names_the_first_entry_that_does_not_verify(
     _tamper(workdir, *statements)
     broken = invoke("audit", "verify", code=1)
     assert message in broken.output
+
+
+def test_a_site_account_names_its_site_and_only_a_site_account_has_one(workdir: Path) -> None:
+    added = invoke_with_input(
+        PASSWORD + "\n", "users", "add", "edc.site-012", "--role", "site", "--site-id", "012", "--password-stdin"
+    )
+    assert added.output.strip() == "user edc.site-012 added (site, site 012)"
+    listed = invoke("users", "list").output
+    assert "edc.site-012" in listed and "site 012" in listed
+    token = invoke("users", "token", "edc.site-012").output.strip().splitlines()[-1]
+    assert token.startswith("smt_")
+    with db(workdir) as connection:
+        assert connection.execute("select role, site_id from app_user where name = 'edc.site-012'").fetchone() == (
+            "site",
+            "012",
+        )
+    nameless = invoke_with_input(PASSWORD + "\n", "users", "add", "edc", "--role", "site", "--password-stdin", code=1)
+    assert "a site account needs --site-id" in nameless.output
+    reviewer = ("users", "add", "dr.wu", "--role", "medical-monitor", "--site-id", "012", "--password-stdin")
+    assert "--site-id is for site accounts only" in invoke_with_input(PASSWORD + "\n", *reviewer, code=1).output
+    hostile = ("users", "add", "edc2", "--role", "site", "--site-id", "012'; drop", "--password-stdin")
+    assert "a site account needs --site-id" in invoke_with_input(PASSWORD + "\n", *hostile, code=1).output
