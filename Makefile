@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest services bench bench-web clean kafka-up kafka-down tansu-up tansu-down bench-kafka
+.PHONY: install install-test demo test check lint typecheck contracts pytest services bench bench-web bench-ingest clean kafka-up kafka-down tansu-up tansu-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -83,11 +83,18 @@ bench: $(VENV)/.installed-test services
 	$(BIN)/python bench/bench_replay.py --messages $(N)
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
 	$(BIN)/python bench/bench_workspace.py --messages $(N)
+	$(BIN)/python bench/bench_ingest.py --messages $(INGEST_N)
 	$(BENCH_KAFKA)
 
 ## bench-web: the review workspace alone (N messages, 10,000 alerts; p95 target 200 ms)
 bench-web: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_workspace.py --messages $(N)
+
+## bench-ingest: INGEST_N messages (default 20,000) through POST /api/v1/messages of a real `safety-monitor web`
+## in batches of 100 and 1,000, beside `replay` of the same messages in the same batch sizes (messages/s)
+INGEST_N ?= 20000
+bench-ingest: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_ingest.py --messages $(INGEST_N)
 
 ## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with
 ## the two ratios (on Tansu: noida-db answers fetches at once instead of holding them, so every caught-up consumer
