@@ -1,5 +1,5 @@
 """The workspace's policy table and account rules: DSMB members read and act on nothing, monitors review, admins
-manage users; passwords of at least 12 characters; ten failures in a row lock an account; sessions expire."""
+manage users, a site publishes and does nothing else; passwords of at least 12 characters; ten failures in a row lock an account; sessions expire."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from safety_monitor.domain.users import (
     after_success,
     check_name,
     check_password,
+    check_site,
 )
 from safety_monitor.settings import Settings, SettingsError
 
@@ -27,9 +28,24 @@ T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 REVIEW = [Action.ACKNOWLEDGE, Action.ADJUDICATE, Action.CAUSALITY, Action.EXPECTEDNESS]
 
 
-def test_every_role_has_a_row_and_reads() -> None:
+def test_every_role_has_a_row_and_every_reviewer_reads() -> None:
     assert set(POLICY) == set(Role)
-    assert all(may(role, Action.READ) for role in Role)
+    assert all(may(role, Action.READ) for role in Role if role is not Role.SITE)
+
+
+def test_a_site_publishes_and_nothing_else_and_nobody_else_publishes() -> None:
+    assert POLICY[Role.SITE] == frozenset({Action.PUBLISH_MESSAGES})
+    assert [role for role in Role if may(role, Action.PUBLISH_MESSAGES)] == [Role.SITE]
+
+
+def test_a_site_account_names_its_site_and_no_other_role_has_one() -> None:
+    assert check_site(Role.SITE, "012") == "012"
+    assert check_site(Role.MEDICAL_MONITOR, None) is None
+    for bad in (None, "", "01 2", "<b>", "x" * 65):
+        with pytest.raises(AccountRefused, match="a site account needs --site-id"):
+            check_site(Role.SITE, bad)
+    with pytest.raises(AccountRefused, match="for site accounts only, not for a dsmb-member"):
+        check_site(Role.DSMB_MEMBER, "012")
 
 
 @pytest.mark.parametrize("action", [*REVIEW, Action.COMMENT, Action.REPORT_SUBMITTED, Action.MANAGE_USERS])
@@ -41,7 +57,6 @@ def test_monitors_review_and_admins_manage_users() -> None:
     assert all(may(Role.MEDICAL_MONITOR, a) for a in [*REVIEW, Action.COMMENT, Action.REPORT_SUBMITTED])
     assert not may(Role.MEDICAL_MONITOR, Action.MANAGE_USERS)
     assert may(Role.ADMIN, Action.MANAGE_USERS) and not any(may(Role.ADMIN, a) for a in REVIEW)
-    assert not any(may(role, Action.PUBLISH_MESSAGES) for role in Role)  # for a site role, later
 
 
 @pytest.mark.parametrize(("password", "ok"), [("x" * 11, False), ("x" * 12, True), ("x" * 1025, False)])
