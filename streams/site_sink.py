@@ -9,7 +9,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from safety_monitor.service.ingestion import DeadLettered, Item, Receipt
+from safety_monitor.service.ingestion import DeadLettered, Item, Receipt, received_before
+from safety_monitor.service.ports import UnitOfWorkFactory
 from safety_monitor.service.records import InboundMessage
 from streams.publish import producer
 from streams.topics import KafkaSettings, subject_key
@@ -27,15 +28,20 @@ class KafkaSink:
     is produced too (to the AE topic, key `invalid`, as `publish --send-invalid` does), so the worker stores it as
     a dead letter like one from any other source; the receipt names it with the decoder's reason.
 
-    Duplicates are recognised by the worker's inbox (same msg_id, same content: counted, not applied), not here:
-    the receipt of a retried request counts them as accepted into the log."""
+    A message the inbox already holds (same msg_id, same content: a retry of a request the workers have handled)
+    is counted as a duplicate and not produced again; one still in flight is produced again, and the worker's
+    inbox drops it (counted there, never applied twice)."""
 
     settings: KafkaSettings
+    store: UnitOfWorkFactory
     _client: KafkaProducer | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     async def deliver(self, batch: Sequence[Item]) -> Receipt:
-        return await asyncio.to_thread(self._send, batch)
+        seen = await received_before(self.store, batch)
+        fresh = [item for item, known in zip(batch, seen, strict=True) if not known]
+        receipt = await asyncio.to_thread(self._send, fresh) if fresh else Receipt(0, 0)
+        return Receipt(receipt.accepted, len(batch) - len(fresh), receipt.dead_lettered)
 
     def _producer(self) -> KafkaProducer:
         with self._lock:

@@ -38,7 +38,7 @@ def web(host: str, port: int, ssl_certfile: Path | None, ssl_keyfile: Path | Non
     app = app_for(settings)
     if app.reads is None:
         raise click.ClickException("the workspace needs a SQL database (DATABASE_URL)")
-    sink = KafkaSink(kafka_settings()) if publish_to == "kafka" else None
+    sink = KafkaSink(kafka_settings(), app.store) if publish_to == "kafka" else None
     workspace = create_app(app, sink=sink)
     click.echo(
         f"review workspace on http{'s' if ssl_certfile else ''}://{host}:{port} (PUBLIC_URL {settings.public_url})"

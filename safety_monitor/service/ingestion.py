@@ -16,7 +16,7 @@ from safety_monitor.domain.rate_limit import SiteRateLimiter
 from safety_monitor.domain.users import User
 from safety_monitor.service.audit import append_audit
 from safety_monitor.service.handling import handle_batch
-from safety_monitor.service.pipeline import PipelineConfig
+from safety_monitor.service.pipeline import PipelineConfig, same_content
 from safety_monitor.service.ports import Clock, UnitOfWorkFactory
 from safety_monitor.service.records import InboundMessage, RejectedMessage
 
@@ -87,6 +87,25 @@ class EmbeddedSink:
         outcome = await handle_batch(self.store, batch, self.pipeline(), self.clock)
         letters = tuple(DeadLettered(letter.msg_id, letter.reason) for letter in outcome.dead_letters)
         return Receipt(outcome.received - outcome.duplicates - len(letters), outcome.duplicates, letters)
+
+
+async def received_before(store: UnitOfWorkFactory, batch: Sequence[Item]) -> list[bool]:
+    """For each item, whether the inbox already holds its msg_id with the same content (a retried message): the
+    Kafka sink counts those as duplicates and does not produce them again. A message in flight (produced, not yet
+    handled by a worker) is not in the inbox yet: it is produced again and the worker's inbox drops it."""
+    valid = {i.message.envelope.msg_id: i for i in batch if isinstance(i, InboundMessage)}
+    if not valid:
+        return [False] * len(batch)
+    async with store() as uow:
+        known = await uow.inbox.content_hashes(valid)
+        differing = [m for m, h in known.items() if h != valid[m].content_hash]
+        stored = await uow.inbox.payloads(differing) if differing else {}
+    return [
+        isinstance(i, InboundMessage)
+        and (msg_id := i.message.envelope.msg_id) in known
+        and same_content(known[msg_id], stored.get(msg_id, ""), i)
+        for i in batch
+    ]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from safety_monitor.service.ingestion import (
     RateLimited,
     Receipt,
     publish_messages,
+    received_before,
 )
 from safety_monitor.service.pipeline import PipelineConfig
 from streams.embedded import to_service
@@ -111,3 +112,14 @@ async def test_a_sink_failure_gives_no_receipt_and_a_non_site_account_is_refused
     reviewer = User("dr.li", Role.MEDICAL_MONITOR, T0)
     with pytest.raises(NotASite):
         await publish_messages(ingestion(MemoryStore(), RecordingSink()), reviewer, [], request_id="r1", at=T0)
+
+
+async def test_received_before_knows_a_handled_message_by_msg_id_and_content(config: PipelineConfig) -> None:
+    store = MemoryStore()
+    sink = EmbeddedSink(store, lambda: config, FixedClock(T0))
+    handled = ae(S2, "AE-1")
+    await publish_messages(ingestion(store, sink), SITE, payloads(handled), request_id="r1", at=T0)
+    respaced = json.dumps(handled, indent=1)  # the same document, serialised otherwise
+    batch = [to_service(decode(p, "o")) for p in [*payloads(handled, handled | {"AETOXGR": 4}, ae(S2)), respaced]]
+    assert await received_before(store, batch) == [True, False, False, True]
+    assert await received_before(store, [to_service(decode("not json", "o"))]) == [False]
