@@ -60,9 +60,12 @@ class ForeignSite(Exception):
     def __init__(self, own: str, foreign: Sequence[str]) -> None:
         self.own = own
         self.foreign = tuple(foreign)
+        shown = ", ".join(repr(s[:64]) for s in foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
         super().__init__(
-            f"this token publishes for site {own!r} only; the request holds messages of site(s) "
-            f"{', '.join(repr(s) for s in foreign)}: nothing of it was accepted"
+            f"this token publishes for site {own!r} only; the request holds messages of site(s) {shown}: "
+            "nothing of it was accepted"
         )
 
 

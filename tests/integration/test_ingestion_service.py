@@ -89,7 +89,12 @@ async def test_a_foreign_site_refuses_everything_before_the_sink_and_is_audited(
     with pytest.raises(ForeignSite, match="site\\(s\\) '034', '077'"):
         await publish_messages(ingestion(store, sink), SITE, batch, request_id="r9", at=T0)
     assert sink.batches == []
-    (entry,) = store.state.workspace.audit_log
+    hostile = payloads(*(ae(subject_id(n)) | {"site_id": f"{n:03d}" + "x" * 5000} for n in range(8)))
+    with pytest.raises(ForeignSite) as refused:
+        await publish_messages(ingestion(store, sink), SITE, hostile, request_id="r10", at=T0)
+    assert len(str(refused.value)) < 600 and str(refused.value).count("'") == 12 and "and 3 more" in str(refused.value)
+    entry, long = store.state.workspace.audit_log
+    assert len(long.detail) < 2000
     assert (entry.actor, entry.event, entry.target) == ("edc.site-012", "publish-refused", "012")
     assert json.loads(entry.detail) == {"foreign_sites": "034,077", "messages": "3", "request": "r9"}
 
