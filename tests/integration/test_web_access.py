@@ -259,6 +259,7 @@ def test_an_admin_disables_an_account_from_the_users_page(workspace: Workspace) 
         login(admin, Role.ADMIN)
         page = admin.get("/admin/users")
         assert page.status_code == 200 and "prof.chen" in page.text and 'href="/admin/users"' in page.text
+        assert f"<td>{SITE_ACCOUNT}</td><td>site (site 012)</td>" in page.text
         done = admin.post("/admin/users/prof.chen/disable", data={"csrf_token": csrf_of(page.text)})
         assert "prof.chen disabled" in done.text
         assert dsmb.get("/alerts", follow_redirects=False).headers["location"] == "/login"  # session ended
