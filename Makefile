@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_PG_DIR ?= var/test-postgres
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest walkthrough bench clean kafka-up kafka-down \
-	tansu-up tansu-down postgres-up postgres-down bench-kafka
+.PHONY: install install-test demo test check lint typecheck contracts pytest walkthrough chromium bench bench-web \
+	bench-ingest clean kafka-up kafka-down tansu-up tansu-down postgres-up postgres-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -39,6 +39,10 @@ postgres-up:
 postgres-down:
 	@bash scripts/test-postgres.sh stop $(TEST_PG_DIR)
 
+## chromium: Debian's chromium and chromium-driver for the review workspace's real-browser tests
+chromium:
+	bash scripts/ensure-chromium.sh
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -68,7 +72,7 @@ tansu-down:
 
 # pytest runs with a private PostgreSQL cluster and two fresh brokers (noida-db for most Kafka tests, Tansu for joins
 # and leaves under load), all three stopped afterwards even when tests fail (the trap), all exported to the tests
-pytest: $(VENV)/.installed-test
+pytest: $(VENV)/.installed-test chromium
 	@set -o pipefail; \
 	trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR); bash scripts/tansu-broker.sh stop $(TANSU_DIR); \
 		bash scripts/test-postgres.sh stop $(TEST_PG_DIR)' EXIT; \
@@ -90,7 +94,8 @@ test: $(VENV)/.installed-test lint typecheck contracts pytest walkthrough
 ## bench: replay N synthetic messages (default 100,000) through the embedded runtime (events/s, peak memory),
 ## with the walking skeleton's three rules, then with the trial's whole catalogue and routing; grade 1,000,000
 ## generated SDTM lab records with grade-labs (records/s); the DSMB report of 1,000 subjects and ~200,000 messages
-## (seconds, target < 5 s); then the Kafka path (bench-kafka, in the same run)
+## (seconds, target < 5 s); the review workspace's p50/p95 of /alerts, /api/v1/alerts and /subjects/{id} over N
+## messages and 10,000 alerts (bench-web); site ingestion (bench-ingest); then the Kafka path (bench-kafka)
 N ?= 100000
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_replay.py --messages $(N) --rules tests/data/skeleton_rules
@@ -98,7 +103,19 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_hostile.py --messages 20000 --rules tests/data/skeleton_rules
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
 	$(BIN)/python bench/bench_report.py
+	$(BIN)/python bench/bench_workspace.py --messages $(N)
+	$(BIN)/python bench/bench_ingest.py --messages $(INGEST_N)
 	$(BENCH_KAFKA)
+
+## bench-web: the review workspace alone (N messages, 10,000 alerts; p95 target 200 ms)
+bench-web: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_workspace.py --messages $(N)
+
+## bench-ingest: INGEST_N messages (default 20,000) through POST /api/v1/messages of a real `safety-monitor web`
+## in batches of 100 and 1,000, beside `replay` of the same messages in the same batch sizes (messages/s)
+INGEST_N ?= 20000
+bench-ingest: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_ingest.py --messages $(INGEST_N)
 
 ## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with
 ## the two ratios (on Tansu: noida-db answers fetches at once instead of holding them, so every caught-up consumer

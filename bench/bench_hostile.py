@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the hostile lines live beside the tests
 
 from bench.bench_replay import with_sqlite
-from safety_monitor.settings import Settings
 from safety_monitor.demo import generate_load, write_jsonl
+from safety_monitor.settings import Settings
 from tests.hostile import spliced_file
 
 TARGET_KEPT = 0.5  # issue 10: at least half the clean file's rate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from safety_monitor.adapters.clock import SystemClock
 from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.adapters.mail import CaptureMailer, SmtpMailer, SmtpSettings
+from safety_monitor.adapters.passwords import Argon2Hasher
 from safety_monitor.adapters.sql.database import (
     create_engine,
     require_database_file,
@@ -20,6 +21,7 @@ from safety_monitor.adapters.sql.database import (
     upgrade,
 )
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
+from safety_monitor.adapters.sql.workspace_reads import SqlWorkspaceReads
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader, FindingGrader
 from safety_monitor.domain.lab_grader import CtcaeGrader
@@ -35,6 +37,8 @@ from safety_monitor.service.reload import Configuration, ConfigurationHolder
 from safety_monitor.service.report import build_report
 from safety_monitor.service.routing_jobs import routing_jobs
 from safety_monitor.service.scheduler import ScheduledJob, Scheduler
+from safety_monitor.service.workspace_ports import PasswordHasher
+from safety_monitor.service.workspace_views import WorkspaceReads
 from safety_monitor.settings import Settings
 
 
@@ -49,6 +53,8 @@ class App:
     mailer: Mailer
     renderer: TemplateRenderer
     clock: Clock
+    hasher: PasswordHasher = field(default_factory=Argon2Hasher)  # the workspace's passwords (argon2id)
+    reads: WorkspaceReads | None = None  # the workspace pages' queries (SQL stores only)
 
     @property
     def routing(self) -> Routing | None:
@@ -208,12 +214,13 @@ def bootstrap(
 ) -> App:
     """Wire an app. Rules and templates are loaded (and checked) here, so a broken file stops the start."""
     configuration = load_configuration(settings)
-    renderer = TemplateRenderer(settings.templates_dir)
+    renderer = TemplateRenderer(settings.templates_dir, workspace_url=settings.public_url)
     engine = None
     if store is None:
         # No directory made yet: a command that only reads must create nothing (App.start makes it when asked to).
         engine = create_engine(settings.database_url, schema=settings.database_schema, create_directory=False)
         store = SqlStore(engine)
+    reads = SqlWorkspaceReads(store.engine) if isinstance(store, SqlStore) else None
     pipeline = PipelineConfig(
         ruleset=configuration.ruleset,
         grader=make_grader(settings),
@@ -228,4 +235,5 @@ def bootstrap(
         mailer=mailer or make_mailer(settings),
         renderer=renderer,
         clock=clock or SystemClock(),
+        reads=reads,
     )

@@ -92,6 +92,8 @@ class Settings:
     batch_size: int = 5000
     inbox_dir: Path = Path("var/inbox")  # `serve`: where sites' JSONL files are dropped (renamed into place)
     inbox_poll: float = 2.0  # `serve`: seconds between looks at the inbox directory
+    # Where people reach the review workspace (`safety-monitor web`): alert emails link to PUBLIC_URL/alerts/ID.
+    public_url: str = "http://127.0.0.1:8000"
 
     @property
     def routing_file(self) -> Path:
@@ -135,6 +137,7 @@ class Settings:
         text("CTCAE_VERSION", "ctcae_version")
         number("BATCH_SIZE", "batch_size", int, 1)
         number("SAFETY_MONITOR_INBOX_POLL", "inbox_poll", float, 0.1)
+        text("PUBLIC_URL", "public_url")
         values.update(overrides)
         settings = replace(cls(), **values)
         problems.extend(settings.problems())
@@ -168,6 +171,10 @@ class Settings:
             found.append(f"DATABASE_SCHEMA={self.database_schema!r}: use lower-case letters, digits and _")
         if self.database_schema and self.database_url.startswith("sqlite"):
             found.append("DATABASE_SCHEMA applies to PostgreSQL only; SQLite has no schemas")
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", self.public_url):
+            found.append(
+                f"PUBLIC_URL={self.public_url!r}: give the workspace's address, e.g. https://safety.example.org"
+            )
         if self.ctcae_version != "5.0":
             found.append(f"CTCAE_VERSION={self.ctcae_version!r}: only 5.0 criteria are installed")
         return found

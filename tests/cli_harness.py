@@ -36,3 +36,10 @@ def invoke(*args: str, code: int = 0) -> Result:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == code, result.output
     return result
+
+
+def invoke_with_input(stdin: str, *args: str, code: int = 0) -> Result:
+    """Run a command with `stdin` as its standard input; its exit code must be `code`."""
+    result = CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result

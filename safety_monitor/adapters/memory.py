@@ -9,6 +9,13 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+from safety_monitor.adapters.memory_workspace import (
+    MemoryApiTokens,
+    MemoryAuditLog,
+    MemorySessions,
+    MemoryUsers,
+    WorkspaceState,
+)
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
@@ -55,6 +62,7 @@ class MemoryState:
     review_actions: list[ReviewAction] = field(default_factory=list)  # append-only
     publications: dict[str, Publication] = field(default_factory=dict)
     tumour_responses: dict[str, TumourResponse] = field(default_factory=dict)  # every version, by msg_id
+    workspace: WorkspaceState = field(default_factory=WorkspaceState)
 
 
 class _Repo:
@@ -276,6 +284,9 @@ class _Alerts(_Repo):
     async def get(self, keys: Iterable[str]) -> dict[str, Alert]:
         return {k: self.s.alerts[k] for k in keys if k in self.s.alerts}
 
+    async def by_id(self, alert_id: str) -> Alert | None:
+        return next((a for a in self.s.alerts.values() if a.id == alert_id), None)
+
     async def put(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
             self.s.alerts[alert.key] = alert
@@ -489,6 +500,9 @@ class _ReviewActions(_Repo):
         times = [a.at for a in self.s.review_actions if reviewer is None or a.reviewer == reviewer]
         return max(times, default=None)
 
+    async def every(self) -> list[ReviewAction]:
+        return list(self.s.review_actions)
+
 
 class _Publications(_Repo):
     async def add(self, publications: Sequence[Publication]) -> None:
@@ -531,6 +545,14 @@ class MemoryUnitOfWork:
         self.review_actions = _ReviewActions(self)
         self.publications = _Publications(self)
         self.tumour_responses = _TumourResponses(self)
+        self.users = MemoryUsers(self)
+        self.api_tokens = MemoryApiTokens(self)
+        self.sessions = MemorySessions(self)
+        self.audit_log = MemoryAuditLog(self)
+
+    @property
+    def workspace(self) -> WorkspaceState:
+        return self.working.workspace
 
     async def __aenter__(self) -> Self:
         self.working = copy.deepcopy(self.state)

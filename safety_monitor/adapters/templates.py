@@ -19,7 +19,7 @@ REPORT_TEMPLATE = "report.html.j2"  # the DSMB report as a file; report_body.htm
 class TemplateRenderer:
     """Renders with StrictUndefined, so a template that names a missing field fails loudly, not blank."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, workspace_url: str = "http://127.0.0.1:8000") -> None:
         loader = FileSystemLoader(str(directory))
         # AE verbatim text comes from sites and is untrusted: every .html template is autoescaped.
         self._html = Environment(
@@ -28,6 +28,9 @@ class TemplateRenderer:
         self._text = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701
         self._text.filters["oneline"] = _oneline
         self._html.filters["oneline"] = _oneline
+        # Alert emails link to the alert's page in the review workspace (PUBLIC_URL).
+        for environment in (self._text, self._html):
+            environment.globals["workspace_url"] = workspace_url.rstrip("/")
         for name in (*ALERT_TEMPLATES, *DIGEST_TEMPLATES, *GROUP_TEMPLATES, REPORT_TEMPLATE):
             (self._html if name.endswith(".html.j2") else self._text).get_template(name)  # fail at start-up
 

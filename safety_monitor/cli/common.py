@@ -47,6 +47,20 @@ def pid_file_option(help_text: str) -> Callable[[Callable[..., T]], Callable[...
     )
 
 
+# The command-line review commands act as an account of the users table, named with `--as`; the role is the
+# account's, never one claimed on the command line, and a disabled account is refused. The command line does not
+# ask for the password: whoever runs it holds DATABASE_URL, which already lets them write any table, so a password
+# prompt would protect nothing that the database credentials do not. What `--as` gives is that every action names a
+# real, active account in its role (and the audit log records it), as the web workspace's actions do.
+as_user_option = click.option(
+    "--as",
+    "user_name",
+    required=True,
+    metavar="NAME",
+    help="The workspace account you act as (see `safety-monitor users list`); its role applies.",
+)
+
+
 def run_app(app: App, work: Callable[[App], Awaitable[T]], *, create: bool = False) -> T:
     """Run `work` on a started app. Only commands that take in data (`create`: demo, replay, serve, db upgrade)
     create the database or migrate it; the others refuse a missing one (DatabaseNotReady) and create nothing."""

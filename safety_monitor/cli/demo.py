@@ -11,10 +11,30 @@ import click
 from safety_monitor.bootstrap import App
 from safety_monitor.cli.common import app_for, print_delivery, print_summary, run_app, settings_from_env
 from safety_monitor.demo import generate_trial, write_jsonl
+from safety_monitor.domain.access import Role
+from safety_monitor.service.accounts import add_user, list_users
 from safety_monitor.service.digests import build_digest
 from streams.embedded import replay_file
 
 DEMO_RECIPIENTS = ("dsmb@example.org", "medical-monitor@example.org")
+# The demo's workspace accounts: one per role, with passwords printed for the demo only (a real deployment adds
+# its users with `safety-monitor users add NAME --role ROLE --password-stdin`).
+DEMO_USERS = (
+    ("monitor", Role.MEDICAL_MONITOR, "demo-monitor-password"),
+    ("dsmb", Role.DSMB_MEMBER, "demo-dsmb-password"),
+    ("admin", Role.ADMIN, "demo-admin-password"),
+)
+
+
+async def demo_users(app: App) -> list[str]:
+    """Add the demo accounts that are missing (a second demo run keeps the first one's); the lines to print."""
+    existing = {user.name for user in await list_users(app.store)}
+    lines = []
+    for name, role, password in DEMO_USERS:
+        if name not in existing:
+            await add_user(app.store, app.hasher, name, role, password, at=app.clock.now())
+        lines.append(f"  {name:<8} password {password:<22} ({role.value})")
+    return lines
 
 
 @click.command()
@@ -76,7 +96,13 @@ def demo(seed: int, subjects: int, out: Path) -> None:
             f"report:   {out / 'report.html'} and {out / 'report.json'} (DSMB safety report, data cut {trial.last_day})"
         )
         click.echo(f"database: {settings.database_url}")
+        users = await demo_users(app)
         click.echo("next:     .venv/bin/safety-monitor incidence")
+        click.echo("")
+        click.echo("review workspace: .venv/bin/safety-monitor web   then open http://127.0.0.1:8000/login")
+        click.echo("demo accounts (for the demo only):")
+        for line in users:
+            click.echo(line)
         return failure
 
     failure = run_app(app, work, create=True)

@@ -35,6 +35,8 @@ from safety_monitor.cli.report import report
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
+from safety_monitor.cli.users import audit, users
+from safety_monitor.cli.web import web
 from safety_monitor.domain.routing import DIGEST_PERIODS, reserved_domain
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
@@ -291,6 +293,9 @@ cli.add_command(boundaries)
 
 
 cli.add_command(demo)
+cli.add_command(users)
+cli.add_command(web)
+cli.add_command(audit)
 cli.add_command(serve)
 cli.add_command(health)
 cli.add_command(grade_labs)

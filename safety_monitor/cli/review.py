@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from safety_monitor.bootstrap import App
-from safety_monitor.cli.common import app_for, run_app, settings_from_env
+from safety_monitor.cli.common import app_for, as_user_option, run_app, settings_from_env
 from safety_monitor.domain.conditions.ae import DRUGS
 from safety_monitor.domain.conditions.deadline import DeadlineCondition, SaeClock, describe_clock
 from safety_monitor.domain.review import (
@@ -22,16 +22,15 @@ from safety_monitor.domain.review import (
     ReviewAction,
     ReviewDecision,
     ReviewRefused,
-    ReviewRequest,
-    Role,
 )
 from safety_monitor.domain.rules import Ruleset
+from safety_monitor.domain.users import AccountRefused
 from safety_monitor.service.review import (
     AlertReview,
     UnknownAlert,
     alert_review,
     most_overdue,
-    record_review,
+    record_review_as,
     review_queue,
 )
 
@@ -49,7 +48,7 @@ def _run(work: Callable[[App], Any]) -> Any:
     app = app_for(settings_from_env())
     try:
         return run_app(app, work)
-    except (UnknownAlert, ReviewRefused) as exc:
+    except (UnknownAlert, ReviewRefused, AccountRefused) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -205,17 +204,13 @@ def show(alert: str, fmt: str) -> None:
 
 def _reviewer_options(command: Callable[..., None]) -> Callable[..., None]:
     command = click.option("--reason", required=True, help="Why: recorded in the audit trail.")(command)
-    command = click.option(
-        "--role", required=True, type=click.Choice([r.value for r in Role]), help="The role you act in."
-    )(command)
-    command = click.option("--reviewer", required=True, help="Your name, as the audit trail shows it.")(command)
+    command = as_user_option(command)
     return click.argument("alert")(command)
 
 
-def _record(alert: str, kind: ActionKind, reviewer: str, role: str, reason: str, **values: Any) -> None:
+def _record(alert: str, kind: ActionKind, user_name: str, reason: str, **values: Any) -> None:
     async def work(app: App) -> ReviewDecision:
-        request = ReviewRequest(alert, kind, reviewer, Role(role), reason, app.clock.now(), **values)
-        return await record_review(app.store, request)
+        return await record_review_as(app.store, user_name, alert, kind, reason, app.clock.now(), **values)
 
     decision: ReviewDecision = _run(work)
     click.echo(f"recorded: {decision.action.describe()}")
@@ -225,40 +220,40 @@ def _record(alert: str, kind: ActionKind, reviewer: str, role: str, reason: str,
 
 @review.command("ack")
 @_reviewer_options
-def ack(alert: str, reviewer: str, role: str, reason: str) -> None:
+def ack(alert: str, user_name: str, reason: str) -> None:
     """Acknowledge a new alert: you have seen it and taken it on."""
-    _record(alert, ActionKind.ACKNOWLEDGE, reviewer, role, reason)
+    _record(alert, ActionKind.ACKNOWLEDGE, user_name, reason)
 
 
 @review.command("adjudicate")
 @_reviewer_options
 @click.argument("outcome", type=click.Choice([a.value for a in Adjudication]))
 @click.option("--duplicate-of", default=None, help="With `duplicate`: the alert key this one repeats.")
-def adjudicate(alert: str, outcome: str, duplicate_of: str | None, reviewer: str, role: str, reason: str) -> None:
+def adjudicate(alert: str, outcome: str, duplicate_of: str | None, user_name: str, reason: str) -> None:
     """Adjudicate: confirmed-signal, not-clinically-significant, or duplicate --duplicate-of ALERT."""
-    _record(alert, ActionKind.ADJUDICATE, reviewer, role, reason, value=outcome, duplicate_of=duplicate_of)
+    _record(alert, ActionKind.ADJUDICATE, user_name, reason, value=outcome, duplicate_of=duplicate_of)
 
 
 @review.command("causality")
 @_reviewer_options
 @click.argument("drug", type=click.Choice(list(DRUGS)))
 @click.argument("assessment", type=click.Choice([c.value for c in Causality]))
-def causality(alert: str, drug: str, assessment: str, reviewer: str, role: str, reason: str) -> None:
+def causality(alert: str, drug: str, assessment: str, user_name: str, reason: str) -> None:
     """Record causality to one study drug (anlotinib, ici = the checkpoint inhibitor): related or not-related."""
-    _record(alert, ActionKind.CAUSALITY, reviewer, role, reason, value=assessment, drug=drug)
+    _record(alert, ActionKind.CAUSALITY, user_name, reason, value=assessment, drug=drug)
 
 
 @review.command("expectedness")
 @_reviewer_options
 @click.argument("assessment", type=click.Choice([e.value for e in Expectedness]))
-def expectedness(alert: str, assessment: str, reviewer: str, role: str, reason: str) -> None:
+def expectedness(alert: str, assessment: str, user_name: str, reason: str) -> None:
     """Record expectedness against the reference safety information. `expected` (not a SUSAR) stops the
     expedited-reporting clock of the alert's AE case; `unexpected` after `expected` runs it again."""
-    _record(alert, ActionKind.EXPECTEDNESS, reviewer, role, reason, value=assessment)
+    _record(alert, ActionKind.EXPECTEDNESS, user_name, reason, value=assessment)
 
 
 @review.command("comment")
 @_reviewer_options
-def comment(alert: str, reviewer: str, role: str, reason: str) -> None:
+def comment(alert: str, user_name: str, reason: str) -> None:
     """Add a comment (the --reason text) to the alert's audit trail; the review status does not change."""
-    _record(alert, ActionKind.COMMENT, reviewer, role, reason)
+    _record(alert, ActionKind.COMMENT, user_name, reason)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import getpass
 import io
 import json
 import os
@@ -18,10 +17,11 @@ import click
 
 from safety_monitor.bootstrap import App, load_configuration
 from safety_monitor.cli.backtest import BacktestInputError, backtest, format_report
-from safety_monitor.cli.common import app_for, pid_file_option, run_app, settings_from_env
+from safety_monitor.cli.common import app_for, as_user_option, pid_file_option, run_app, settings_from_env
 from safety_monitor.cli.rule_tests import CaseFileError, case_files, case_routing, run_files
-from safety_monitor.domain.review import ReviewRefused, Role
+from safety_monitor.domain.review import ReviewRefused
 from safety_monitor.domain.rules import Ruleset
+from safety_monitor.domain.users import AccountRefused
 from safety_monitor.ruleset.errors import ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.ruleset.routing_loader import ROUTING_FILE
@@ -196,16 +196,10 @@ def sae() -> None:
 @click.option("--aespid", required=True, help="AESPID of the case.")
 @click.option("--date", "submitted", required=True, help="When the report was submitted (ISO 8601 date or date-time).")
 @click.option("--study", "study_id", default=None, help="STUDYID (default: the study whose clock matches).")
-@click.option("--reviewer", default=None, help="Who records it (default: your login name).")
-@click.option(
-    "--role",
-    type=click.Choice([Role.ADMIN.value, Role.MEDICAL_MONITOR.value]),
-    default=Role.ADMIN.value,
-    show_default=True,
-)
+@as_user_option
 @click.option("--reason", default="expedited report submitted to the authorities", show_default=True)
 def sae_report_submitted(
-    subject_id: str, aespid: str, submitted: str, study_id: str | None, reviewer: str | None, role: str, reason: str
+    subject_id: str, aespid: str, submitted: str, study_id: str | None, user_name: str, reason: str
 ) -> None:
     """Record that the expedited report of a case was submitted: its reporting clock stops.
 
@@ -217,7 +211,6 @@ def sae_report_submitted(
     except ValueError:
         raise click.ClickException(f"--date {submitted!r} is not an ISO 8601 date or date-time") from None
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    who = reviewer or getpass.getuser()
     app = app_for(settings_from_env())
 
     async def work(app: App) -> int:
@@ -230,13 +223,13 @@ def sae_report_submitted(
         }
         for case in sorted(cases):
             await record_report_submitted(
-                app.store, case, reviewer=who, role=Role(role), reason=reason, at=app.clock.now(), submitted_at=at
+                app.store, case, user_name=user_name, reason=reason, at=app.clock.now(), submitted_at=at
             )
         return len(cases)
 
     try:
         closed = run_app(app, work)
-    except ReviewRefused as exc:
+    except (ReviewRefused, AccountRefused) as exc:
         raise click.ClickException(str(exc)) from None
     if not closed:
         raise click.ClickException(f"no open reporting clock for subject {subject_id} AE {aespid}")

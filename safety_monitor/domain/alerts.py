@@ -46,6 +46,15 @@ class Alert:
     ruleset_hash: str
     ctcae_version: str
 
+    @property
+    def id(self) -> str:
+        return alert_id(self.key)
+
+
+def alert_id(key: str) -> str:
+    """The alert's short id in the workspace's URLs and API: 64 bits of the key's SHA-256 (stable, URL-safe)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
 
 @dataclass(frozen=True, slots=True)
 class AlertChange:

@@ -16,17 +16,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from safety_monitor.domain import access
+from safety_monitor.domain.access import Action, Role
 from safety_monitor.domain.alerts import Alert
+from safety_monitor.domain.audit import AuditEvent, AuditRecord
 from safety_monitor.domain.conditions.ae import DRUGS
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
 
 E = TypeVar("E", bound=StrEnum)
-
-
-class Role(StrEnum):
-    MEDICAL_MONITOR = "medical-monitor"
-    DSMB_MEMBER = "dsmb-member"
-    ADMIN = "admin"
 
 
 class ActionKind(StrEnum):
@@ -64,18 +61,6 @@ class ClockEffect(StrEnum):
     CLOSED = "closed"
     REOPENED = "reopened"
 
-
-# Who may record what. Causality, expectedness and adjudication are the sponsor's medical judgement (ICH E2A:
-# the sponsor assesses expectedness; causality is kept per drug because the overlapping toxicities of anlotinib and
-# the checkpoint inhibitor need it), so only the medical monitor records them. The DSMB is independent of the
-# sponsor's case handling (ICH E9 section 4.5; EMEA/CHMP/EWP/5872/03, the guideline on data monitoring
-# committees): its members acknowledge what they have seen and comment. An admin records the administrative fact
-# that a report was submitted, and may comment; a medical monitor may record the submission too.
-PERMISSIONS: Mapping[Role, frozenset[ActionKind]] = {
-    Role.MEDICAL_MONITOR: frozenset(ActionKind),
-    Role.DSMB_MEMBER: frozenset({ActionKind.ACKNOWLEDGE, ActionKind.COMMENT}),
-    Role.ADMIN: frozenset({ActionKind.COMMENT, ActionKind.REPORT_SUBMITTED}),
-}
 
 # The closing reason of a clock stopped by an "expected" assessment starts with this, so a later "unexpected"
 # knows which closures were its own to undo (a submitted report is never undone).
@@ -175,7 +160,8 @@ class ReviewDecision:
 
 
 def may(role: Role, kind: ActionKind) -> bool:
-    return kind in PERMISSIONS[role]
+    """Whether `role` may record `kind`: the workspace's one policy table (domain/access.py) decides."""
+    return access.may(role, Action(kind.value))
 
 
 def review_state(actions: Sequence[ReviewAction]) -> ReviewState:
@@ -345,6 +331,23 @@ def case_of(alert: Alert) -> ClockKey | None:
     if not alert.subject_ref.startswith("AE:"):
         return None
     return alert.study_id, alert.subject_id, alert.subject_ref.removeprefix("AE:")
+
+
+def audit_record(action: ReviewAction) -> AuditRecord:
+    """The audit-log entry of a review action: every field of the review_actions row, so the chain vouches for the
+    row (`audit verify` compares the two)."""
+    detail: dict[str, str | None] = {
+        "kind": action.kind.value,
+        "role": action.role.value,
+        "reason": action.reason,
+        "old": action.old_value,
+        "new": action.new_value,
+        "drug": action.drug,
+        "duplicate_of": action.duplicate_of,
+        "clock_effect": action.clock_effect.value if action.clock_effect else None,
+        "clock_reason": action.clock_reason,
+    }
+    return AuditRecord(action.at, action.reviewer, AuditEvent.REVIEW, action.alert_key, detail)
 
 
 def _with(action: ReviewAction, **changes: Any) -> ReviewAction:

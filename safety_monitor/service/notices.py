@@ -58,6 +58,7 @@ def alert_context(
         "change": change,
         "previous_grade": previous_grade,
         "alert_key": alert.key,
+        "alert_id": alert.id,  # the alert's page in the review workspace: PUBLIC_URL/alerts/ID
         "rule_id": alert.rule_id,
         "rule_title": alert.rule_title,
         "severity": alert.severity,

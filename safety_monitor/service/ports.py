@@ -31,6 +31,12 @@ from safety_monitor.service.records import (
     Publication,
     StoredFinding,
 )
+from safety_monitor.service.workspace_ports import (
+    ApiTokenRepository,
+    AuditLogRepository,
+    SessionRepository,
+    UserRepository,
+)
 
 SubjectKey = tuple[str, str]
 AeKey = tuple[str, str, str]
@@ -161,6 +167,11 @@ class RuleHitRepository(Protocol):
 
 class AlertRepository(Protocol):
     async def get(self, keys: Iterable[str]) -> dict[str, Alert]: ...
+
+    async def by_id(self, alert_id: str) -> Alert | None:
+        """The alert whose short id (`Alert.id`, the workspace's URLs) is `alert_id`."""
+        ...
+
     async def put(self, alerts: Sequence[Alert]) -> None: ...
     async def add_changes(self, changes: Sequence[AlertChange]) -> None: ...
     async def changes_since(self, since: datetime | None) -> list[AlertChange]: ...
@@ -274,6 +285,10 @@ class ReviewActionRepository(Protocol):
         """When `reviewer` (anyone, if None) last recorded an action: "new since last review" starts there."""
         ...
 
+    async def every(self) -> list[ReviewAction]:
+        """Every action in the order recorded (`audit verify` compares them with the audit log)."""
+        ...
+
 
 class PublicationRepository(Protocol):
     """The outbound-topic outbox: what a publishing runtime must still send (see service/publications.py)."""
@@ -376,6 +391,18 @@ class UnitOfWork(Protocol):
 
     @property
     def tumour_responses(self) -> TumourResponseRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def api_tokens(self) -> ApiTokenRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def audit_log(self) -> AuditLogRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from safety_monitor.domain.alerts import Alert
 from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, overdue_by
@@ -17,13 +18,15 @@ from safety_monitor.domain.review import (
     ReviewRequest,
     ReviewState,
     ReviewStatus,
-    Role,
+    audit_record,
     case_of,
     closed_as_expected,
     decide,
     review_state,
 )
 from safety_monitor.domain.rules import Ruleset, Severity
+from safety_monitor.service.accounts import active_user
+from safety_monitor.service.audit import append_audit
 from safety_monitor.service.deadlines import clock_alert_key, close_case_clocks, reopen_case_clocks
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
 from safety_monitor.service.records import Notice
@@ -35,9 +38,27 @@ class UnknownAlert(LookupError):
 
 
 async def record_review(uow_factory: UnitOfWorkFactory, request: ReviewRequest) -> ReviewDecision:
-    """Append one review action and apply its effect, in one transaction; raises UnknownAlert or ReviewRefused
-    (nothing is written then)."""
+    """Append one review action, its audit-log entry and its effect, in one transaction; raises UnknownAlert or
+    ReviewRefused (nothing is written then). The reviewer must be an active account holding the request's role."""
     async with uow_factory() as uow:
+        decision = await apply_review(uow, request)
+        await uow.commit()
+    return decision
+
+
+async def record_review_as(
+    uow_factory: UnitOfWorkFactory,
+    user_name: str,
+    alert_key: str,
+    kind: ActionKind,
+    reason: str,
+    at: datetime,
+    **values: Any,
+) -> ReviewDecision:
+    """`record_review` by the account `user_name`, in the role the users table gives it (never one claimed)."""
+    async with uow_factory() as uow:
+        user = await active_user(uow, user_name)
+        request = ReviewRequest(alert_key, kind, user.name, user.role, reason, at, **values)
         decision = await apply_review(uow, request)
         await uow.commit()
     return decision
@@ -58,6 +79,9 @@ async def apply_review(uow: UnitOfWork, request: ReviewRequest) -> ReviewDecisio
         raise UnknownAlert(f"no alert {request.alert_key!r} (see `safety-monitor review queue`)")
     if request.duplicate_of and request.duplicate_of not in alerts:
         raise ReviewRefused(f"no alert {request.duplicate_of!r} to be a duplicate of")
+    reviewer = await uow.users.get(request.reviewer)
+    if reviewer is None or reviewer.disabled or reviewer.role is not request.role:
+        raise ReviewRefused(f"{request.reviewer[:64]!r} is not an active {request.role.value} account")
     history = (await uow.review_actions.for_alerts([alert.key])).get(alert.key, [])
     case = case_of(alert)
     clocks = await uow.sae_clocks.for_case(case) if case is not None else []
@@ -67,6 +91,7 @@ async def apply_review(uow: UnitOfWork, request: ReviewRequest) -> ReviewDecisio
     elif case is not None and decision.clock_effect is ClockEffect.REOPENED:
         await reopen_case_clocks(uow, case, closed_as_expected)
     await uow.review_actions.add([decision.action])
+    await append_audit(uow, [audit_record(decision.action)])
     return decision
 
 
@@ -74,8 +99,7 @@ async def record_report_submitted(
     uow_factory: UnitOfWorkFactory,
     case: ClockKey,
     *,
-    reviewer: str,
-    role: Role,
+    user_name: str,
     reason: str,
     at: datetime,
     submitted_at: datetime,
@@ -83,12 +107,19 @@ async def record_report_submitted(
     """`safety-monitor sae report-submitted`: the submission recorded as a review action on the case's clock alert
     (so it is in the audit trail), which stops every clock of the case."""
     async with uow_factory() as uow:
+        user = await active_user(uow, user_name)
         clocks = await uow.sae_clocks.for_case(case)
         if not clocks:
             raise ReviewRefused(f"no reporting clock for subject {case[1]} AE {case[2]}")
         clock = next((c for c in clocks if c.is_open), clocks[0])
         request = ReviewRequest(
-            clock_alert_key(clock), ActionKind.REPORT_SUBMITTED, reviewer, role, reason, at, submitted_at=submitted_at
+            clock_alert_key(clock),
+            ActionKind.REPORT_SUBMITTED,
+            user.name,
+            user.role,
+            reason,
+            at,
+            submitted_at=submitted_at,
         )
         decision = await apply_review(uow, request)
         await uow.commit()

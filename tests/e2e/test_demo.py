@@ -137,6 +137,20 @@ def test_demo_matches_an_independent_count_and_is_idempotent(demo_env: Path) -> 
         ids = re.findall(r"Alert id: (\S+)", mail.get_body(("plain",)).get_content())
         for address in str(mail["To"]).split(", "):
             carried[address].extend(ids)
+    # Each notice links to the alert's page in the review workspace (PUBLIC_URL, by default the local server).
+    for mail in parsed:
+        body = mail.get_body(("plain",)).get_content()
+        assert len(re.findall(r"Review it:\s+http://127\.0\.0\.1:8000/alerts/[0-9a-f]{16}\n", body)) == len(
+            re.findall(r"Alert id: ", body)
+        )
+    assert "review workspace: .venv/bin/safety-monitor web   then open http://127.0.0.1:8000/login" in first
+    assert "  monitor  password demo-monitor-password  (medical-monitor)" in first
+    listed = [line.split() for line in invoke("users", "list").splitlines()]
+    assert listed == [
+        ["admin", "admin", "active"],
+        ["dsmb", "dsmb-member", "active"],
+        ["monitor", "medical-monitor", "active"],
+    ]
     alerts = sum(expected["alerts"].values())
     monitors = carried["medical-monitor@example.org"]
     held = expected["inhibited"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_harness import invoke, trial_rules_without_routing, use_embedded_defaults
+from tests.cli_harness import invoke, invoke_with_input, trial_rules_without_routing, use_embedded_defaults
 from tests.conftest import ROOT
 from tests.factories import ae, enrolled_and_dosed, lb, subject_id
 
@@ -285,9 +285,11 @@ def test_grades_disagreements_and_the_sae_clock_from_the_command_line(env: Path)
             "derived_term": "Platelet count decreased",
         }
     ]
-    done = invoke("sae", "report-submitted", "--subject", S1, "--aespid", "AE-1", "--date", "2026-05-06")
+    invoke_with_input("a long admin password\n", "users", "add", "pv-desk", "--role", "admin", "--password-stdin")
+    submitted = ("sae", "report-submitted", "--subject", S1, "--aespid", "AE-1", "--date", "2026-05-06")
+    done = invoke(*submitted, "--as", "pv-desk")
     assert "reporting clock stopped" in done.output
-    again = invoke("sae", "report-submitted", "--subject", S1, "--aespid", "AE-1", "--date", "2026-05-06", code=1)
+    again = invoke(*submitted, "--as", "pv-desk", code=1)
     assert f"no open reporting clock for subject {S1} AE AE-1" in again.output
 
 

@@ -3,6 +3,7 @@ submitted report stops the expedited-reporting clock for good, refusals write no
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from safety_monitor.cli.rule_tests import default_grader
+from safety_monitor.domain.access import Role
 from safety_monitor.domain.review import (
     ActionKind,
     ClockEffect,
@@ -17,9 +19,9 @@ from safety_monitor.domain.review import (
     ReviewRefused,
     ReviewRequest,
     ReviewStatus,
-    Role,
 )
 from safety_monitor.ruleset.loader import load_ruleset
+from safety_monitor.service.audit import verify_audit_log
 from safety_monitor.service.deadlines import check_deadlines
 from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWorkFactory
@@ -30,6 +32,7 @@ from safety_monitor.service.review import (
     record_review,
     review_queue,
 )
+from tests.accounts import REVIEWERS, add_reviewers
 from tests.conftest import RECIPIENTS, ROOT, Database
 from tests.factories import STUDY, ae, inbound, subject_id
 from tests.harness import run
@@ -46,6 +49,7 @@ def full() -> PipelineConfig:
 
 
 async def a_potential_susar(store: UnitOfWorkFactory, full: PipelineConfig, now: datetime) -> None:
+    await add_reviewers(store)
     sae = ae(S1, "AE-1", "Haemoptysis", 3, AESER="Y", AEREL_ANLOTINIB="PROBABLE", sent_at=DAY0.isoformat())
     outcome = await run(store, full, now, inbound(sae))
     assert outcome.alerts_by_rule["sae-reporting-clock"] == 1
@@ -54,7 +58,7 @@ async def a_potential_susar(store: UnitOfWorkFactory, full: PipelineConfig, now:
 def review(
     kind: ActionKind, at: datetime, key: str = CLOCK_ALERT, role: Role = Role.MEDICAL_MONITOR, **values: Any
 ) -> ReviewRequest:
-    return ReviewRequest(key, kind, "Dr Li", role, "listed in the investigator's brochure 5.4", at, **values)
+    return ReviewRequest(key, kind, REVIEWERS[role], role, "listed in the investigator's brochure 5.4", at, **values)
 
 
 async def clock_kinds(store: UnitOfWorkFactory) -> list[str]:
@@ -74,7 +78,7 @@ async def test_an_expected_review_stops_the_clock_and_nothing_is_owed_afterwards
         (clock,) = await uow.sae_clocks.for_case((STUDY, S1, "AE-1"))
     assert clock.closed_at == at
     assert clock.closed_reason == (
-        "expected per the reference safety information (Dr Li, medical-monitor): listed in the investigator's "
+        "expected per the reference safety information (dr.li, medical-monitor): listed in the investigator's "
         "brochure 5.4"
     )
     for days in (12.1, 14.5, 16, 30):  # the reminder windows, past due, long past due
@@ -85,7 +89,7 @@ async def test_an_expected_review_stops_the_clock_and_nothing_is_owed_afterwards
     shown = await alert_review(store, CLOCK_ALERT)
     assert shown.state.expectedness == "expected" and shown.state.status is ReviewStatus.NEW
     assert [a.describe() for a in shown.actions] == [
-        "2026-05-03T08:00+00:00 Dr Li (medical-monitor) expectedness: none -> expected; reporting clock closed; "
+        "2026-05-03T08:00+00:00 dr.li (medical-monitor) expectedness: none -> expected; reporting clock closed; "
         "reason: listed in the investigator's brochure 5.4"
     ]
 
@@ -159,8 +163,7 @@ async def test_a_submitted_report_closes_the_clock_once(store, full, now) -> Non
         return await record_report_submitted(
             store,
             case,
-            reviewer="pv-desk",
-            role=Role.ADMIN,
+            user_name="pv-desk",
             reason="sent to the authority",
             at=at,
             submitted_at=submitted,
@@ -196,7 +199,7 @@ async def test_the_queue_shows_open_alerts_and_what_is_new_since_a_reviewers_las
     later = now + timedelta(hours=2)
     await run(store, full, later, inbound(ae(S2, "AE-1", "Haemoptysis", 2, AESER="N")))
 
-    new = await review_queue(store, new_since_last_review=True, reviewer="Dr Li")
+    new = await review_queue(store, new_since_last_review=True, reviewer="dr.li")
     assert new.since == now + timedelta(hours=1)
     assert [i.alert.key for i in new.items] == [f"hemoptysis|{STUDY}|{S2}|AE:AE-1"]
     everyone = await review_queue(store, new_since_last_review=True)
@@ -219,3 +222,37 @@ async def test_the_sql_table_refuses_update_and_delete(database: Database, full,
                 await connection.execute(text(statement))
     (action,) = (await alert_review(database.store, CLOCK_ALERT)).actions
     assert action.reason == "listed in the investigator's brochure 5.4"
+
+
+async def test_each_review_action_is_chained_into_the_audit_log_in_its_transaction(store, full, now) -> None:
+    await a_potential_susar(store, full, now)  # three accounts added: three audit entries
+    at = DAY0 + timedelta(days=1)
+    await record_review(store, review(ActionKind.ACKNOWLEDGE, at))
+    await record_review(store, review(ActionKind.EXPECTEDNESS, at, value="expected"))
+    with pytest.raises(ReviewRefused):
+        await record_review(store, review(ActionKind.ACKNOWLEDGE, at))  # already acknowledged: nothing written
+    with pytest.raises(ReviewRefused, match="'nobody' is not an active medical-monitor account"):
+        await record_review(
+            store, ReviewRequest(CLOCK_ALERT, ActionKind.COMMENT, "nobody", Role.MEDICAL_MONITOR, "x", at)
+        )
+    with pytest.raises(ReviewRefused, match=r"'dr\.li' is not an active admin account"):
+        await record_review(store, ReviewRequest(CLOCK_ALERT, ActionKind.COMMENT, "dr.li", Role.ADMIN, "x", at))
+    report = await verify_audit_log(store)
+    assert (report.intact, report.chain.verified, report.unmatched_reviews) == (True, 5, [])
+    async with store() as uow:
+        entries = await uow.audit_log.for_target(CLOCK_ALERT)
+    assert [(e.actor, e.event) for e in entries] == [("dr.li", "review"), ("dr.li", "review")]
+    assert '"kind":"expectedness"' in entries[1].detail and '"clock_effect":"closed"' in entries[1].detail
+
+
+async def test_concurrent_review_actions_chain_one_after_another(store, full, now) -> None:
+    await a_potential_susar(store, full, now)
+    at = DAY0 + timedelta(days=1)
+    comments = [
+        record_review(store, review(ActionKind.COMMENT, at + timedelta(seconds=n), key))
+        for n in range(6)
+        for key in (CLOCK_ALERT, HAEMOPTYSIS_ALERT)
+    ]
+    await asyncio.gather(*comments)
+    report = await verify_audit_log(store)
+    assert (report.intact, report.chain.verified) == (True, 3 + 12)  # never two entries at one position

@@ -48,6 +48,8 @@ def test_kafka_postgres_and_mail_are_there_with_health_checks() -> None:
         assert "healthcheck" in services[name], name
     assert "/health/" in " ".join(services["worker"]["healthcheck"]["test"])
     assert services["worker"]["environment"]["WORKER_WEB_HOST"] == "127.0.0.1"
+    assert services["web"]["command"][:2] == ["safety-monitor", "web"]  # the review workspace itself
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
 
 
 def test_the_wheel_bundles_rules_and_templates() -> None:

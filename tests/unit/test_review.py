@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from safety_monitor.domain.access import Role
 from safety_monitor.domain.conditions.deadline import SaeClock, close
 from safety_monitor.domain.review import (
     EXPECTED_CLOSURE,
@@ -18,7 +19,6 @@ from safety_monitor.domain.review import (
     ReviewRefused,
     ReviewRequest,
     ReviewStatus,
-    Role,
     decide,
     may,
     review_state,
@@ -73,8 +73,8 @@ def history(*requests: ReviewRequest, clocks: Sequence[SaeClock] = ()) -> list[R
         (MM, EXP, True),
         (MM, COM, True),
         (MM, SUB, True),
-        (DSMB, ACK, True),
-        (DSMB, COM, True),
+        (DSMB, ACK, False),
+        (DSMB, COM, False),
         (DSMB, ADJ, False),
         (DSMB, CAUS, False),
         (DSMB, EXP, False),

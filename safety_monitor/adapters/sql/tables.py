@@ -215,6 +215,9 @@ alert = Table(
     "alert",
     metadata,
     Column("alert_key", String(600), primary_key=True),
+    # The short id the workspace's URLs and API use (domain/alerts.alert_id: a hash of the key, so it is stable
+    # and carries no '|' or '/'); nullable only because rows written before migration 0011 are filled by the migration.
+    Column("alert_id", String(16), unique=True),
     Column("rule_id", String(128), nullable=False, index=True),
     Column("rule_title", Text, nullable=False),
     Column("severity", String(16), nullable=False),
@@ -232,6 +235,9 @@ alert = Table(
     Column("detail", Text, nullable=False),
     Column("ruleset_hash", String(64), nullable=False),
     Column("ctcae_version", String(16), nullable=False),
+    # The review queue: open alerts counted and paged per severity, in raised order; a subject's alerts.
+    Index("ix_alert_queue", "status", "severity", "raised_at"),
+    Index("ix_alert_subject", "study_id", "subject_id"),
 )
 
 alert_change = Table(
@@ -403,3 +409,7 @@ tumour_response = Table(
     Column("visit", String(64)),
     Index("ix_tumour_response_record", "study_id", "subject_id", "rstestcd", "rsdtc", "record_version"),
 )
+
+
+# The review workspace's tables (users, tokens, sessions, audit log) are declared in their own module on the same
+# metadata; importing it here keeps `metadata` complete for whoever imports this module.

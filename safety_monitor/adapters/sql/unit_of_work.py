@@ -14,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from safety_monitor.adapters.sql import tables as t
+from safety_monitor.adapters.sql.workspace_repositories import SqlApiTokens, SqlAuditLog, SqlSessions, SqlUsers
+from safety_monitor.domain.access import Role
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus, ChangeKind
 from safety_monitor.domain.baselines import TestKey
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
@@ -30,7 +32,7 @@ from safety_monitor.domain.messages import (
     SubjectEventKind,
     TumourResponse,
 )
-from safety_monitor.domain.review import ActionKind, ClockEffect, ReviewAction, Role
+from safety_monitor.domain.review import ActionKind, ClockEffect, ReviewAction
 from safety_monitor.domain.routing import Timing
 from safety_monitor.domain.rules import RuleHit
 from safety_monitor.domain.subjects import Subject, SubjectEventFact
@@ -718,6 +720,7 @@ class _Hits(_Sql):
 def _alert_row(alert: Alert) -> dict[str, Any]:
     return {
         "alert_key": alert.key,
+        "alert_id": alert.id,
         "rule_id": alert.rule_id,
         "rule_title": alert.rule_title,
         "severity": alert.severity,
@@ -782,6 +785,10 @@ class _Alerts(_Sql):
             for row in result.mappings():
                 found[row["alert_key"]] = _alert(row)
         return found
+
+    async def by_id(self, alert_id: str) -> Alert | None:
+        row = (await self.conn.execute(select(t.alert).where(t.alert.c.alert_id == alert_id))).mappings().first()
+        return _alert(row) if row is not None else None
 
     async def put(self, alerts: Sequence[Alert]) -> None:
         await self._upsert(t.alert, [_alert_row(a) for a in alerts], ["alert_key"])
@@ -1297,6 +1304,10 @@ class _ReviewActions(_Sql):
         value = (await self.conn.execute(query)).scalar()
         return _utc(value) if value is not None else None
 
+    async def every(self) -> list[ReviewAction]:
+        rows = await self.conn.execute(select(t.review_actions).order_by(t.review_actions.c.id))
+        return [_review_action(row) for row in rows]
+
 
 def _publication(row: Any) -> Publication:
     return Publication(
@@ -1369,6 +1380,10 @@ class SqlUnitOfWork:
         self.review_actions = _ReviewActions(self)
         self.publications = _Publications(self)
         self.tumour_responses = _TumourResponses(self)
+        self.users = SqlUsers(self)
+        self.api_tokens = SqlApiTokens(self)
+        self.sessions = SqlSessions(self)
+        self.audit_log = SqlAuditLog(self)
 
     @property
     def connection(self) -> AsyncConnection:
