@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down tansu-up tansu-down bench-kafka
+.PHONY: install install-test demo test check lint typecheck contracts pytest services bench clean kafka-up kafka-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -44,32 +44,23 @@ typecheck: $(VENV)/.installed-test
 contracts: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
-## kafka-up / kafka-down: a Kafka-protocol broker (noida-db) on 127.0.0.1, free port; last line KAFKA_BOOTSTRAP_SERVERS=...
+## kafka-up / kafka-down: Apache Kafka (kafka-broker/pom.xml, from Maven Central; KRaft broker+controller) on
+## 127.0.0.1, free port, fresh log directory; last line KAFKA_BOOTSTRAP_SERVERS=...
 KAFKA_DIR ?= var/kafka-broker
-kafka-up: $(VENV)/.installed-test
+kafka-up:
 	@bash scripts/kafka-broker.sh start $(KAFKA_DIR)
 
 kafka-down:
 	@bash scripts/kafka-broker.sh stop $(KAFKA_DIR)
 
-## tansu-up / tansu-down: the second test broker (Tansu, memory only) for tests that add or remove group members
-## under load; last line TANSU_BOOTSTRAP_SERVERS=...
-TANSU_DIR ?= var/tansu-broker
-tansu-up: $(VENV)/.installed-test
-	@bash scripts/tansu-broker.sh start $(TANSU_DIR)
-
-tansu-down:
-	@bash scripts/tansu-broker.sh stop $(TANSU_DIR)
-
-# pytest runs with two fresh brokers (noida-db for most Kafka tests, Tansu for joins and leaves under load), both
-# stopped afterwards even when tests fail (the trap), both exported to the tests
+# pytest runs with a fresh Apache Kafka broker, stopped afterwards even when tests fail (the trap), exported to the
+# tests
 pytest: $(VENV)/.installed-test services
 	@set -o pipefail; \
-	trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR); bash scripts/tansu-broker.sh stop $(TANSU_DIR)' EXIT; \
-	bootstrap=$$(bash scripts/kafka-broker.sh start $(KAFKA_DIR) | tail -n 1) || exit 1; \
-	tansu=$$(bash scripts/tansu-broker.sh start $(TANSU_DIR) | tail -n 1) || exit 1; \
-	echo "$$bootstrap $$tansu"; \
-	env "$$bootstrap" "$$tansu" SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
+	trap 'bash scripts/kafka-broker.sh stop var/kafka-test' EXIT; \
+	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-test | tail -n 1) || exit 1; \
+	echo "$$bootstrap"; \
+	env "$$bootstrap" SAFETY_MONITOR_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest
 
 ## test: install test dependencies, start services, then lint, type-check, layer contracts and the whole suite
 test: $(VENV)/.installed-test services lint typecheck contracts pytest
@@ -84,19 +75,14 @@ bench: $(VENV)/.installed-test services
 	$(BIN)/python bench/bench_grade_labs.py --runs 3
 	$(BENCH_KAFKA)
 
-## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with
-## the two ratios (on Tansu: noida-db answers fetches at once instead of holding them, so every caught-up consumer
-## busy-polls and burns a core); then publish -> alert committed latency p50/p99 at 1,000 msg/s (on noida-db: Tansu
-## holds fetches for the full fetch wait, which Faust fixes at 1.5 s). Starts both brokers, stops them after.
+## bench-kafka: on one Apache Kafka broker (started here, stopped after): raw aiokafka consume, Faust's own ceiling
+## (a take_events agent doing nothing), a naive Faust Table agent, one worker end to end, with the ratios; then SAE
+## published -> alert committed -> email accepted by SMTP (aiosmtpd), p50/p99 at 1,000 msg/s
 KAFKA_N ?= 30000
 BENCH_KAFKA = @set -o pipefail; \
-	trap 'bash scripts/kafka-broker.sh stop var/kafka-bench; bash scripts/tansu-broker.sh stop var/tansu-bench' EXIT; \
-	tansu=$$(bash scripts/tansu-broker.sh start var/tansu-bench | tail -n 1) || exit 1; \
+	trap 'bash scripts/kafka-broker.sh stop var/kafka-bench' EXIT; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-bench | tail -n 1) || exit 1; \
-	env KAFKA_BOOTSTRAP_SERVERS="$${tansu\#*=}" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) \
-		--database $(PG_URL) --only raw,naive,empty,worker --broker-name Tansu && \
-	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database $(PG_URL) \
-		--only latency --broker-name noida-db
+	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database $(PG_URL)
 bench-kafka: $(VENV)/.installed-test services
 	$(BENCH_KAFKA)
 
