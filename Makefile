@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_PG_DIR ?= var/test-postgres
 
 .PHONY: install install-test demo test check lint typecheck contracts pytest walkthrough chromium bench bench-web \
-	bench-ingest clean kafka-up kafka-down tansu-up tansu-down postgres-up postgres-down bench-kafka
+	bench-ingest clean kafka-up kafka-down postgres-up postgres-down bench-kafka
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed, found " + sys.version'
@@ -53,34 +53,24 @@ typecheck: $(VENV)/.installed-test
 contracts: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
-## kafka-up / kafka-down: a Kafka-protocol broker (noida-db) on 127.0.0.1, free port; last line KAFKA_BOOTSTRAP_SERVERS=...
+## kafka-up / kafka-down: Apache Kafka (kafka-broker/pom.xml, from Maven Central; KRaft broker+controller) on
+## 127.0.0.1, free port, fresh log directory; last line KAFKA_BOOTSTRAP_SERVERS=...
 KAFKA_DIR ?= var/kafka-broker
-kafka-up: $(VENV)/.installed-test
+kafka-up:
 	@bash scripts/kafka-broker.sh start $(KAFKA_DIR)
 
 kafka-down:
 	@bash scripts/kafka-broker.sh stop $(KAFKA_DIR)
 
-## tansu-up / tansu-down: the second test broker (Tansu, memory only) for tests that add or remove group members
-## under load; last line TANSU_BOOTSTRAP_SERVERS=...
-TANSU_DIR ?= var/tansu-broker
-tansu-up: $(VENV)/.installed-test
-	@bash scripts/tansu-broker.sh start $(TANSU_DIR)
-
-tansu-down:
-	@bash scripts/tansu-broker.sh stop $(TANSU_DIR)
-
-# pytest runs with a private PostgreSQL cluster and two fresh brokers (noida-db for most Kafka tests, Tansu for joins
-# and leaves under load), all three stopped afterwards even when tests fail (the trap), all exported to the tests
+# pytest runs with a private PostgreSQL cluster and a fresh Apache Kafka broker, both stopped afterwards even when
+# tests fail (the trap), both exported to the tests
 pytest: $(VENV)/.installed-test chromium
 	@set -o pipefail; \
-	trap 'bash scripts/kafka-broker.sh stop $(KAFKA_DIR); bash scripts/tansu-broker.sh stop $(TANSU_DIR); \
-		bash scripts/test-postgres.sh stop $(TEST_PG_DIR)' EXIT; \
+	trap 'bash scripts/kafka-broker.sh stop var/kafka-test; bash scripts/test-postgres.sh stop $(TEST_PG_DIR)' EXIT; \
 	postgres=$$(bash scripts/test-postgres.sh start $(TEST_PG_DIR) | tail -n 1) || exit 1; \
-	bootstrap=$$(bash scripts/kafka-broker.sh start $(KAFKA_DIR) | tail -n 1) || exit 1; \
-	tansu=$$(bash scripts/tansu-broker.sh start $(TANSU_DIR) | tail -n 1) || exit 1; \
-	echo "$$postgres $$bootstrap $$tansu"; \
-	env "$$postgres" "$$bootstrap" "$$tansu" $(BIN)/pytest
+	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-test | tail -n 1) || exit 1; \
+	echo "$$postgres $$bootstrap"; \
+	env "$$postgres" "$$bootstrap" $(BIN)/pytest
 
 ## walkthrough: a new user's path through README.md: in a copy of the repository `make demo`, then every ```sh
 ## block of README.md in order in one shell (a block after `<!-- walkthrough: skip (REASON) -->` is left out)
@@ -117,22 +107,16 @@ INGEST_N ?= 20000
 bench-ingest: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_ingest.py --messages $(INGEST_N)
 
-## bench-kafka: one worker end to end vs a naive Faust Table agent vs raw aiokafka, same topics and messages, with
-## the two ratios (on Tansu: noida-db answers fetches at once instead of holding them, so every caught-up consumer
-## busy-polls and burns a core); then publish -> alert committed latency p50/p99 at 1,000 msg/s (on noida-db: Tansu
-## holds fetches for the full fetch wait, which Faust fixes at 1.5 s). Starts both brokers, stops them after.
+## bench-kafka: on one Apache Kafka broker and a private PostgreSQL (started here, stopped after): raw aiokafka
+## consume, Faust's own ceiling (a take_events agent doing nothing), a naive Faust Table agent, one worker end to
+## end, with the ratios; then SAE published -> alert committed -> email accepted by SMTP (aiosmtpd), p50/p99 at
+## 1,000 msg/s
 KAFKA_N ?= 30000
 BENCH_KAFKA = @set -o pipefail; \
-	trap 'bash scripts/kafka-broker.sh stop var/kafka-bench; bash scripts/tansu-broker.sh stop var/tansu-bench; \
-		bash scripts/test-postgres.sh stop var/postgres-bench' EXIT; \
+	trap 'bash scripts/kafka-broker.sh stop var/kafka-bench; bash scripts/test-postgres.sh stop var/postgres-bench' EXIT; \
 	pg=$$(bash scripts/test-postgres.sh start var/postgres-bench | tail -n 1) || exit 1; \
-	tansu=$$(bash scripts/tansu-broker.sh start var/tansu-bench | tail -n 1) || exit 1; \
 	bootstrap=$$(bash scripts/kafka-broker.sh start var/kafka-bench | tail -n 1) || exit 1; \
-	env KAFKA_BOOTSTRAP_SERVERS="$${tansu\#*=}" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) \
-		--database "$${pg\#*=}" --only raw,naive,empty,worker --broker-name Tansu && \
-	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database "$${pg\#*=}" \
-		--only latency --broker-name noida-db
-
+	env "$$bootstrap" $(BIN)/python bench/bench_kafka.py --messages $(KAFKA_N) --database "$${pg\#*=}"
 bench-kafka: $(VENV)/.installed-test
 	$(BENCH_KAFKA)
 

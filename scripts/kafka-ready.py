@@ -1,7 +1,8 @@
-"""Readiness probe for a Kafka-protocol broker: exit 0 when HOST:PORT answers an ApiVersions request, 1 otherwise.
+"""Readiness probe for a Kafka broker: exit 0 when HOST:PORT answers an ApiVersions request, 1 otherwise.
 
-ApiVersions v0 is the first request every Kafka client sends; a broker that answers it with our correlation id and
-error code 0 is ready for clients. Used by scripts/kafka-broker.sh (noida-db) and scripts/tansu-broker.sh (Tansu).
+ApiVersions v0 is the first request every Kafka client sends (Kafka 4 still accepts v0 of it, so any broker can
+answer); a broker that answers with our correlation id and error code 0 serves clients. Standard library only, so
+scripts/kafka-broker.sh needs no virtualenv.
 """
 
 import socket

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -146,10 +147,21 @@ def create_topics(settings: KafkaSettings) -> TopicReport:
                 log.info("topic created name=%s partitions=%d", name, settings.partitions)
             except TopicAlreadyExistsError:  # created by someone else meanwhile
                 pass
-        _check(describe(admin, wanted), settings)
+        _check(_visible(admin, wanted), settings)
         return TopicReport(tuple(created), tuple(n for n in wanted if n in existing))
     finally:
         admin.close()
+
+
+def _visible(admin: KafkaAdminClient, names: tuple[str, ...], seconds: float = 30.0) -> dict[str, int]:
+    """Describe the topics until all of them show: Apache Kafka answers CreateTopics once its controller has the
+    topic, and the broker's metadata (what describe and clients see) follows a moment later."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = describe(admin, names)
+        if len(found) == len(names) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def check_topics(settings: KafkaSettings) -> None:

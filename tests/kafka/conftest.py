@@ -1,25 +1,19 @@
-"""Kafka fixtures: two real brokers (each started here when its variable is unset), worker processes, parity helpers.
+"""Kafka fixtures: Apache Kafka (the broker `make test` started, or one started here), worker processes, parity.
 
-`stack` runs on noida-db (KAFKA_BOOTSTRAP_SERVERS), the faithful one for offsets, lag and restarts; `tansu_stack`
-runs on Tansu (TANSU_BOOTSTRAP_SERVERS), whose group coordinator survives members joining and leaving under load.
-Nothing here skips: a broker that cannot be started or does not answer fails the tests. Known defects stay out of
-the assertions: on noida-db every test has its own consumer group and topics and every worker joins before traffic
-flows (a member joining a busy group can hang its coordinator); on Tansu nothing asserts offsets or lag (it reports
-wrong end offsets). See README "Tests and benchmarks".
+Every test runs on Apache Kafka 4 (kafka/pom.xml, scripts/kafka-broker.sh), with its own topics and consumer group
+so tests cannot see each other's offsets. Nothing here skips: a broker that cannot be started or does not answer
+fails the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
+import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -40,59 +34,89 @@ from safety_monitor.settings import Settings
 from streams.embedded import file_source, run_source
 from streams.topics import KafkaSettings, create_topics
 from tests.conftest import POSTGRES_URL, RECIPIENTS, ROOT, SmtpServer, _drop_schema, _postgres_schema, free_port
+from tests.kafka.workers import WorkerProcess
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.errors import KafkaError
+    from kafka.structs import TopicPartition
 
 BIN = Path(sys.executable).parent
+BROKER_SCRIPT = ROOT / "scripts" / "kafka-broker.sh"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kafka: runs against a real Kafka-protocol broker (fails, never skips)")
+    config.addinivalue_line("markers", "kafka: runs against a real Apache Kafka broker (fails, never skips)")
 
 
-WORKER_TIMEOUT_S = 240  # a stuck worker is killed by `timeout -k`, never hangs CI
+BROKER_START_S = 420  # the first start on a fresh machine resolves Kafka from Maven Central (aim: 300 s)
 
 
 def answers(address: str) -> bool:
-    """Whether a Kafka-protocol broker answers an ApiVersions request at `address` (the scripts' readiness probe)."""
+    """Whether a Kafka broker answers an ApiVersions request at `address` (the broker script's readiness probe)."""
     probe = [str(BIN / "python"), str(ROOT / "scripts" / "kafka-ready.py"), address]
     return subprocess.run(probe, timeout=30, check=False).returncode == 0
 
 
-def _broker(variable: str, script: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The broker `make test` started and exported in `variable`, or one started here with `script` for the session.
-    Either way it must answer a Kafka ApiVersions request, or every test using it fails."""
-    if os.environ.get(variable):
-        address = os.environ[variable]
-        assert answers(address), f"{variable}={address}: no Kafka ApiVersions answer (start it: scripts/{script})"
-        yield address
-        return
-    directory = tmp_path_factory.mktemp(script.removesuffix(".sh"))
-    command = ["bash", str(ROOT / "scripts" / script)]
-    broker_env = {**os.environ, "VENV_BIN": str(BIN)}
-    started = subprocess.run(
-        [*command, "start", str(directory)], capture_output=True, text=True, timeout=60, env=broker_env
-    )
-    assert started.returncode == 0, f"the test broker did not start (scripts/{script}): {started.stderr}"
-    address = started.stdout.strip().splitlines()[-1].split("=", 1)[1]
-    try:
-        yield address
-    finally:
-        subprocess.run([*command, "stop", str(directory)], timeout=60, env=broker_env, check=False)
+class Broker:
+    """An Apache Kafka broker this test session started with scripts/kafka-broker.sh in its own directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.address = self._run("start", BROKER_START_S)
+
+    def _run(self, action: str, seconds: float) -> str:
+        done = subprocess.run(
+            ["bash", str(BROKER_SCRIPT), action, str(self.directory)],
+            capture_output=True,
+            text=True,
+            timeout=seconds,
+            check=False,
+        )
+        assert done.returncode == 0, f"scripts/kafka-broker.sh {action} failed: {done.stderr}"
+        if action == "stop":
+            return self.address
+        last = done.stdout.strip().splitlines()[-1]
+        assert last.startswith("KAFKA_BOOTSTRAP_SERVERS="), done.stdout
+        return last.split("=", 1)[1]
+
+    def restart(self) -> None:
+        """SIGTERM (controlled shutdown), then the same data and port again."""
+        assert self._run("restart", 300) == self.address
+
+    def crash(self) -> None:
+        """SIGKILL (no shutdown, unflushed segments), then the same data and port again: Kafka recovers its logs."""
+        assert self._run("crash", 300) == self.address
+
+    def stop(self) -> None:
+        self._run("stop", 120)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """noida-db: correct offsets and lag, survives restarts; a member joining a busy group can hang its group."""
-    yield from _broker("KAFKA_BOOTSTRAP_SERVERS", "kafka-broker.sh", tmp_path_factory)
+    """The broker `make test` started and exported in KAFKA_BOOTSTRAP_SERVERS, or one started here for the session.
+    Either way it must answer, or every test using it fails."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        address = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        assert answers(address), f"KAFKA_BOOTSTRAP_SERVERS={address}: no Kafka answer (start one: make kafka-up)"
+        yield address
+        return
+    broker = Broker(tmp_path_factory.mktemp("kafka-broker"))
+    try:
+        yield broker.address
+    finally:
+        broker.stop()
 
 
-@pytest.fixture(scope="session")
-def tansu_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Tansu: members may join and leave under load; end offsets (lag) are wrong, memory only, no transactions."""
-    yield from _broker("TANSU_BOOTSTRAP_SERVERS", "tansu-broker.sh", tmp_path_factory)
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own, for tests that stop or crash it (the session's broker stays up for the rest)."""
+    broker = Broker(tmp_path / "kafka-broker")
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @dataclass
@@ -135,6 +159,34 @@ class Stack:
             consumer.close()
         return records
 
+    def committed_offsets(self, seconds: float = 60) -> dict[str, int]:
+        """The consumer group's committed offsets on the inbound topics, as the broker's group coordinator has them
+        (asked again while the coordinator is still loading them, e.g. right after a broker restart)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            admin = KafkaAdminClient(bootstrap_servers=self.kafka.bootstrap_servers)
+            try:
+                offsets = admin.list_group_offsets(self.kafka.app_id)[self.kafka.app_id]
+                break
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            finally:
+                admin.close()
+        inbound = self.kafka.topics.inbound
+        return {f"{tp.topic}[{tp.partition}]": meta.offset for tp, meta in offsets.items() if tp.topic in inbound}
+
+    def end_offsets(self) -> dict[str, int]:
+        """Every inbound partition's end offset (ListOffsets latest): what a caught-up group has committed."""
+        consumer = KafkaConsumer(bootstrap_servers=self.kafka.bootstrap_servers)
+        try:
+            partitions = [TopicPartition(t, p) for t in self.kafka.topics.inbound for p in range(self.kafka.partitions)]
+            ends = consumer.end_offsets(partitions)
+        finally:
+            consumer.close()
+        return {f"{tp.topic}[{tp.partition}]": int(offset) for tp, offset in ends.items()}
+
     def publish_file(self, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "safety-monitor"), "publish", str(path), *args],
@@ -149,97 +201,15 @@ class Stack:
             return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
-class WorkerProcess:
-    """`safety-monitor worker` in its own process group, under `timeout -k` so it can never hang the run."""
-
-    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.port = int(env["WORKER_WEB_PORT"])
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        command = ["timeout", "-k", "5", str(WORKER_TIMEOUT_S), str(BIN / "safety-monitor"), "worker"]
-        self.process = subprocess.Popen(
-            command, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/", timeout=2) as response:
-                return dict(json.load(response))
-        except urllib.error.HTTPError as exc:  # 503 while starting or stuck: still a JSON report
-            try:
-                return dict(json.load(exc))
-            except ValueError:
-                return None
-        except OSError:
-            return None
-
-    async def ready(self, seconds: float = 60) -> dict[str, Any]:
-        """Wait until the worker serves health and holds partitions."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited {self.process.returncode}: {self.tail()}")
-            report = await asyncio.to_thread(self.health)
-            if report and report["consumer"]["lag"]:
-                return report
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"worker {self.name} not ready in {seconds} s: {self.tail()}")
-
-    @property
-    def pid(self) -> int:
-        """The worker's own pid (the child of `timeout`), as its health report names it."""
-        report = self.health()
-        assert report is not None, self.tail()
-        return int(report["holder"].split(":")[1])
-
-    def terminate(self, seconds: float = 60) -> int:
-        os.kill(self.pid, signal.SIGTERM)
-        return self.wait(seconds)
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.wait(10)
-
-    def wait(self, seconds: float) -> int:
-        try:
-            return self.process.wait(seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-            raise AssertionError(f"worker {self.name} did not stop in {seconds} s: {self.tail()}") from None
-        finally:
-            self._log.close()
-
-    def stop_quietly(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        if not self._log.closed:
-            self._log.close()
-
-    def tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
 @pytest.fixture
 async def stack(kafka_bootstrap: str, smtp_server: SmtpServer, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A test's world on noida-db."""
-    async with _stack(kafka_bootstrap, smtp_server, tmp_path) as world:
-        yield world
-
-
-@pytest.fixture
-async def tansu_stack(tansu_bootstrap: str, smtp_server: SmtpServer, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A test's world on Tansu: for members joining or leaving while traffic flows. Assert nothing on offsets/lag."""
-    async with _stack(tansu_bootstrap, smtp_server, tmp_path) as world:
+    """A test's world on the session's broker."""
+    async with make_stack(kafka_bootstrap, smtp_server, tmp_path) as world:
         yield world
 
 
 @contextlib.asynccontextmanager
-async def _stack(bootstrap: str, smtp_server: SmtpServer, tmp_path: Path) -> AsyncIterator[Stack]:
+async def make_stack(bootstrap: str, smtp_server: SmtpServer, tmp_path: Path) -> AsyncIterator[Stack]:
     run = uuid.uuid4().hex[:8]
     schema = await _postgres_schema()
     rules_dir = tmp_path / "rules"
@@ -353,8 +323,10 @@ async def all_mailed(stack: Stack) -> bool:
     async with stack.store.engine.connect() as connection:
         pending = (await connection.execute(text("SELECT count(*) FROM notification WHERE state = 'pending'"))).scalar()
         ids = {row[0] for row in await connection.execute(text("SELECT notice_id FROM outbox"))}
+    if pending or not ids or len(stack.smtp.inbox.messages) < len(ids):
+        return False  # before reading thousands of parsed headers, which would starve the SMTP server's thread
     mailed = {m["Message-ID"] for m in stack.smtp.inbox.messages}
-    return pending == 0 and bool(ids) and {f"<{i}@example.org>" for i in ids} <= mailed
+    return {f"<{i}@example.org>" for i in ids} <= mailed
 
 
 async def processed_all(stack: Stack, expected_inbox: int) -> bool:

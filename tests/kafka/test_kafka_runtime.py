@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
 
 
 async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
-    stack: Stack, trial_file: Path, tmp_path: Path
+    stack: Stack, trial: SyntheticTrial, trial_file: Path, tmp_path: Path
 ) -> None:
     reference = await embedded_results(trial_file, tmp_path)
     worker = stack.worker()
@@ -34,10 +34,15 @@ async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
             return report is not None and report["unpublished"] == 0
 
         await wait_until(all_published, seconds=30, what="every alert record on its topic")
+        await wait_until(lambda: _true(_caught_up(worker)), seconds=60, what="lag 0 on every partition")
         health = worker.health()
         assert worker.terminate() == 0, worker.tail()
     finally:
         worker.stop_quietly()
+    # the group's committed offsets are the partitions' end offsets: every record the site sent, none left over
+    ends = stack.end_offsets()
+    assert sum(ends.values()) == len(trial.lines)
+    assert stack.committed_offsets() == ends
 
     kafka = await results(stack.store)
     for part in PARITY:
@@ -52,7 +57,8 @@ async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
     letters = stack.consume_all(stack.kafka.topics.deadletter, len(reference["dead_letters"]))
     assert {json.loads(r.value)["payload_hash"] for r in letters} == {d[0] for d in reference["dead_letters"]}
     assert health is not None and health["status"] == "ok"
-    assert health["outbox"]["pending"] == 0 and health["consumer"]["total_lag"] >= 0
+    assert health["outbox"]["pending"] == 0 and health["consumer"]["total_lag"] == 0
+    assert len(health["consumer"]["lag"]) == 20  # 5 inbound topics x 4 partitions, all held by the one worker
 
 
 async def test_sigkill_after_the_db_commit_before_the_offset_commit_loses_and_doubles_nothing(
@@ -69,22 +75,23 @@ async def test_sigkill_after_the_db_commit_before_the_offset_commit_loses_and_do
     finally:
         first.stop_quietly()
     committed_before = await stack.count("inbox")
-    # noida-db 0.2.3 defect: a member killed without LeaveGroup wedges its group (the dead member stays leader and
-    # its replacement rejoins forever). The replacement therefore joins under a new group id. No offset was
-    # committed before the kill (commit interval 60 s), so it starts where the crashed group would: at the start.
-    second = stack.worker("restarted", KAFKA_APP_ID=stack.env["KAFKA_APP_ID"] + "-restarted")
+    assert stack.committed_offsets() == {}  # the kill came before any offset commit: all of it is redelivered
+    # the replacement joins the same group while the killed member is still in it (until its session times out)
+    second = stack.worker("restarted")
     try:
         await second.ready()
         await wait_until(lambda: processed_all(stack, len(reference["inbox"])), what="trial processed after restart")
         await wait_until(
             lambda: all_mailed(stack), seconds=45, what="every notice mailed"
         )  # the killed worker's delivery lease (15 s) must run out first
+        await wait_until(lambda: _true(_caught_up(second)), seconds=60, what="lag 0 on every partition")
         health = second.health()
         assert second.terminate() == 0, second.tail()
     finally:
         second.stop_quietly()
     assert health is not None
     assert health["processed"]["duplicates"] >= committed_before  # the redelivered batches were recognised
+    assert stack.committed_offsets() == stack.end_offsets()
     kafka = await results(stack.store)
     for part in PARITY:
         assert kafka[part] == reference[part], part
@@ -103,14 +110,10 @@ async def test_two_workers_share_partitions_and_one_takes_over(
     whole.write_text("\n".join(trial.lines) + "\n")
     reference = await embedded_results(whole, tmp_path)
 
-    # No periodic offset commits during the test (a graceful stop still commits): noida-db's coordinator can wedge
-    # when a member commits while a rebalance is pending, a broker defect this test must not depend on.
-    quiet = {"KAFKA_COMMIT_INTERVAL": "120"}
-    a, b = stack.worker("a", **quiet), stack.worker("b", **quiet)
+    a, b = stack.worker("a"), stack.worker("b")
     try:
         await a.ready()
         await b.ready()
-        # both members joined before any traffic (noida-db's coordinator can hang when one joins under load)
         await wait_until(lambda: _true(_shared(a, b)), seconds=60, what="partitions split between a and b")
         assert stack.publish_file(first_half, "--send-invalid").returncode == 0
         await wait_until(lambda: _gt(stack.count("inbox"), half - 10), what="first half processed")
@@ -119,10 +122,12 @@ async def test_two_workers_share_partitions_and_one_takes_over(
         assert stack.publish_file(second_half, "--send-invalid").returncode == 0
         await wait_until(lambda: processed_all(stack, len(reference["inbox"])), what="second half processed by b")
         await wait_until(lambda: all_mailed(stack), seconds=30, what="every notice mailed")
+        await wait_until(lambda: _true(_caught_up(b)), seconds=60, what="lag 0 on every partition")
         assert b.terminate() == 0, b.tail()
     finally:
         a.stop_quietly()
         b.stop_quietly()
+    assert stack.committed_offsets() == stack.end_offsets()
     kafka = await results(stack.store)
     for part in PARITY:
         assert kafka[part] == reference[part], part
@@ -210,6 +215,12 @@ def _is_valid(line: str) -> bool:
 def _lag(worker: Any) -> dict[str, Any]:
     report = worker.health()
     return dict(report["consumer"]["lag"]) if report else {}
+
+
+def _caught_up(worker: Any) -> bool:
+    """The worker holds all 20 inbound partitions and reports lag 0 on each (committed = high watermark)."""
+    lag = _lag(worker)
+    return len(lag) == 20 and all(value == 0 for value in lag.values())
 
 
 def _shared(a: Any, b: Any) -> bool:

@@ -52,6 +52,24 @@ def test_kafka_postgres_and_mail_are_there_with_health_checks() -> None:
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
 
 
+def _properties(path: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (ROOT / path).read_text().splitlines() if line and line[0] != "#")
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_compose_runs_the_kafka_version_and_settings_make_kafka_up_runs() -> None:
+    """One Kafka for every way of running it: the image tag is the version kafka-broker/pom.xml resolves, and every
+    setting in kafka-broker/server.properties is set to the same value in compose (KAFKA_X_Y for x.y)."""
+    kafka = COMPOSE["services"]["kafka"]
+    pom = (ROOT / "kafka-broker" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert version and kafka["image"] == f"apache/kafka:{version.group(1)}"
+    compose = {k.removeprefix("KAFKA_").lower().replace("_", "."): str(v) for k, v in kafka["environment"].items()}
+    settings = _properties("kafka-broker/server.properties")
+    assert {key: compose.get(key) for key in settings} == settings
+    assert settings["group.initial.rebalance.delay.ms"] == "0" and settings["process.roles"] == "broker,controller"
+
+
 def test_the_wheel_bundles_rules_and_templates() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert '"templates" = "safety_monitor/bundled/templates"' in text
