@@ -43,6 +43,9 @@ def _json_safe(value: Any) -> Any:
 def report(as_of: date | None, since: date | None, fmt: str, output: Path) -> None:
     """The DSMB safety report: population, exposure, AE tables and EAIR, serious AEs, deaths, alerts and
     boundaries, OS and PFS (Kaplan-Meier), ORR, with a methods section. HTML is one self-contained file."""
+    # A --since after an explicit cut is refused before anything is opened; after today's cut, once the clock is read.
+    if as_of is not None and since is not None and since > as_of:
+        raise click.BadParameter(f"--since {since} is after the data cut {as_of}", param_hint="--since")
     app = app_for(settings_from_env())
 
     async def work(app: App) -> str:

@@ -15,6 +15,7 @@ from safety_monitor.domain.audit import AuditEvent, AuditRecord
 from safety_monitor.domain.rate_limit import SiteRateLimiter
 from safety_monitor.domain.users import User
 from safety_monitor.service.audit import append_audit
+from safety_monitor.service.deadlines import check_deadlines
 from safety_monitor.service.handling import handle_batch
 from safety_monitor.service.pipeline import PipelineConfig, same_content
 from safety_monitor.service.ports import Clock, UnitOfWorkFactory
@@ -80,14 +81,21 @@ class RateLimited(Exception):
 @dataclass
 class EmbeddedSink:
     """The embedded runtime: the batch goes through the same pipeline and error policy as `replay` and `serve`
-    (service/handling.handle_batch), which returns only after commit."""
+    (service/handling.handle_batch), which returns only after commit. Then, as `replay` and `serve` do after each
+    file, the reporting clocks are checked at once: a case already past due when its report arrives is escalated
+    now, not at the scheduler's next pass."""
 
     store: UnitOfWorkFactory
     pipeline: Callable[[], PipelineConfig]  # read per batch, so a hot reload of the rules applies to the next one
     clock: Clock
 
     async def deliver(self, batch: Sequence[Item]) -> Receipt:
-        outcome = await handle_batch(self.store, batch, self.pipeline(), self.clock)
+        pipeline = self.pipeline()
+        outcome = await handle_batch(self.store, batch, pipeline, self.clock)
+        try:
+            await check_deadlines(self.store, pipeline, self.clock.now())
+        except Exception:  # the batch is durable: the scheduler's next pass checks the clocks again
+            log.exception("reporting clocks not checked after a site batch; the scheduler will")
         letters = tuple(DeadLettered(letter.msg_id, letter.reason) for letter in outcome.dead_letters)
         return Receipt(outcome.received - outcome.duplicates - len(letters), outcome.duplicates, letters)
 

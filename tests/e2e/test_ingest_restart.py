@@ -70,8 +70,8 @@ def site(tmp_path: Path) -> Site:
         "SAFETY_MONITOR_RULES_DIR": str(ROOT / "rules"),
         "SAFETY_MONITOR_TEMPLATES_DIR": str(ROOT / "templates"),
         "MAIL_CAPTURE_DIR": str(tmp_path / "mail"),
-        "ALERT_RECIPIENTS": "medical-monitor@example.org",
     }
+    _cli(env, tmp_path, "db", "upgrade")  # `users` changes an existing database; it creates none
     _cli(env, tmp_path, "users", "add", "edc.site-012", "--role", "site", "--site-id", "012", "--password-stdin",
          stdin=PASSWORD + "\n")  # fmt: skip
     token = _cli(env, tmp_path, "users", "token", "edc.site-012").strip().splitlines()[-1]

@@ -18,7 +18,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return use_embedded_defaults(monkeypatch, tmp_path, ROOT / "tests" / "data" / "skeleton_rules")
+    folder = use_embedded_defaults(monkeypatch, tmp_path, ROOT / "tests" / "data" / "skeleton_rules")
+    invoke("db", "upgrade")  # `users` changes an existing database; it creates none (as every command but intake)
+    return folder
 
 
 def db(workdir: Path) -> sqlite3.Connection:
