@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from safety_monitor.domain.baselines import TestKey, test_key
-from safety_monitor.domain.conditions.cohort import CohortCondition, CohortStatus
 from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, on_report
 from safety_monitor.domain.conditions.pattern import PatternCondition, PatternKind
 from safety_monitor.domain.dates import PartialDate
@@ -25,7 +24,6 @@ from safety_monitor.domain.rules import (
     Rule,
     RuleHit,
     Ruleset,
-    cohort_hit,
     deadline_hit,
     evaluate_ae,
     evaluate_finding,
@@ -33,6 +31,7 @@ from safety_monitor.domain.rules import (
     evaluate_subject_event,
     pattern_alert_key,
 )
+from safety_monitor.service.cohorts import cohort_hits
 from safety_monitor.service.ports import AeKey, HitKey, SubjectKey, UnitOfWork
 from safety_monitor.service.records import StoredFinding
 
@@ -120,7 +119,7 @@ async def evaluate_batch(
     await _withdraw_regraded_hits(uow, ruleset, regraded, result)
     # Stored results graded again count too: a pattern hit's grade is the worst among its evidence.
     await _pattern_rules(uow, results, ruleset, ctcae_version, findings, result)
-    await _cohort_rules(uow, ruleset, ctcae_version, applied, result)
+    result.hits.extend(await cohort_hits(uow, ruleset, ctcae_version, applied, subject_events))
     await _deadline_rules(uow, ruleset, ctcae_version, applied, result)
     return result
 
@@ -405,49 +404,6 @@ async def _history(
         for stored in found:
             history[_subject_of(stored.finding)].append(stored)
     return history
-
-
-# --- cohort --------------------------------------------------------------------------------------------------
-
-
-async def _cohort_rules(
-    uow: UnitOfWork, ruleset: Ruleset, version: str, applied: Sequence[AdverseEvent], result: Evaluation
-) -> None:
-    """Each qualifying AE is a look: the cohort is evaluated as of its onset date (event time; the receipt
-    date when the onset is not a full date), over current records, and a crossed boundary is a hit."""
-    if not applied or not ruleset.cohort_rules:
-        return
-    triggers: list[tuple[AdverseEvent, list[str]]] = []
-    for event in applied:
-        rules = [
-            r.id
-            for r in ruleset.cohort_rules
-            if isinstance(r.condition, CohortCondition)
-            and r.condition.qualifies(event.preferred_term, event.investigator_grade)
-        ]
-        if rules:
-            triggers.append((event, rules))
-    if not triggers:
-        return
-    terms = {t for r in ruleset.cohort_rules if isinstance(r.condition, CohortCondition) for t in r.condition.terms}
-    facts = await uow.adverse_events.facts(terms)
-    population = await uow.subjects.safety_population()
-    first_doses: dict[SubjectKey, date | None] = {
-        key: subject.first_dose_on.as_date() if subject.first_dose_on else None for key, subject in population.items()
-    }
-    # The cohort as of a day is the same for every qualifying AE with that onset: evaluated once per day.
-    statuses: dict[tuple[str, str, date], CohortStatus] = {}
-    for event, rule_ids in triggers:
-        on = (event.onset_date.as_date() if event.onset_date else None) or event.envelope.sent_at.date()
-        for rule_id in rule_ids:
-            rule = ruleset.by_id(rule_id)
-            assert rule is not None and isinstance(rule.condition, CohortCondition)
-            look = (rule_id, event.envelope.study_id, on)
-            if look not in statuses:
-                statuses[look] = rule.condition.evaluate(event.envelope.study_id, on, facts, first_doses)
-            status = statuses[look]
-            if status.status.crossed:
-                result.hits.append(cohort_hit(ruleset, rule, status, event.envelope.msg_id, version))
 
 
 # --- deadlines -----------------------------------------------------------------------------------------------

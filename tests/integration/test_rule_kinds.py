@@ -180,6 +180,34 @@ async def test_the_cohort_boundary_reports_the_posterior_beside_the_cutoff(store
     assert "against cutoff 0.9 (Beta(0.2, 1.8) prior); boundary CROSSED" in detail
 
 
+@pytest.mark.parametrize("arrival", ["later-onset-first", "doses-last", "one-batch-reversed"])
+async def test_the_cohort_boundary_is_crossed_whatever_the_order_its_records_arrive_in(
+    store, full, now, arrival: str
+) -> None:
+    """The same five dosed subjects and two grade 3 events as above, arriving out of onset order (a site's late
+    data entry; subjects on different Kafka partitions): the boundary is crossed on 2026-05-02 all the same, and
+    the alert says what the in-order arrival says."""
+    from tests.factories import subject_event
+
+    dosed = [subject_event(subject_id(n), "FIRST_DOSE", "2026-03-01") for n in range(1, 6)]
+    earlier = ae(S1, "AE-1", "Pneumonitis", 3, onset="2026-05-01")
+    later = ae(S2, "AE-1", "Haemoptysis", 3, onset="2026-05-02")
+    if arrival == "later-onset-first":  # the later look, taken first, lacks the earlier event
+        batches = [inbound(*dosed, later), inbound(earlier)]
+    elif arrival == "doses-last":  # the events come before the subjects are known to be dosed
+        batches = [inbound(later), inbound(earlier), inbound(*dosed)]
+    else:
+        batches = [inbound(later, earlier, *reversed(dosed))]
+    raised = 0
+    for batch in batches:
+        outcome = await run(store, full, now, batch)
+        raised += outcome.alerts_by_rule.get("cohort-pneumonitis-haemorrhage-grade-3", 0)
+    assert raised == 1
+    ((key, _status, _, detail, observed),) = await alert_state(store, "cohort-pneumonitis-haemorrhage-grade-3")
+    assert key == f"cohort-pneumonitis-haemorrhage-grade-3|{STUDY}|COHORT" and observed == "2026-05-02"
+    assert detail.startswith("2 of 5 evaluable subjects as of 2026-05-02: Pr(rate > 0.1) = 0.9")
+
+
 def test_a_failed_reload_keeps_the_last_good_ruleset_and_says_why(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - {id: a, title: t, severity: high, when: {kind: ae, terms: [Haemoptysis]}}\n"

@@ -11,10 +11,10 @@ from streams.wire import Decoded, decode
 from tests.kafka.conftest import PARITY, Stack, results
 
 # What the 50,000-message load must match whatever order the five topics' records were processed in. Rule hits and
-# alert statuses are left out there: on that load they depend on the order across topics and subjects (a cohort
-# rule's "n of N evaluable subjects" counts the subjects processed so far; an AE rule with `grade_source: worst`
-# sees only the readings processed before the AE), so a Kafka run and a file replay differ in a few of them even
-# without any crash. The trial-based tests compare them in full (PARITY).
+# alert statuses are left out there: on that load an AE rule with `grade_source: worst` sees only the readings
+# processed before the AE, so a Kafka run and a file replay differ in a few of them even without any crash. (Cohort
+# rules no longer depend on the order: every look is evaluated again when the cohort's data change.) The trial-based
+# tests compare them in full (PARITY).
 ORDER_FREE = ("incidence", "inbox", "dead_letters")
 
 

@@ -167,7 +167,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_worker_goes_o
     assert len(records) == len(poison)
     assert {r["schema"] for r in records} == {"safety-monitor.dead-letter/1"}
     reasons = " | ".join(sorted(r["reason"] for r in records))
-    assert "not JSON" in reasons and "not a JSON object but list" in reasons and "no-fields" in reasons
+    assert "not UTF-8: byte 0xff" in reasons and "not a JSON object but list" in reasons and "no-fields" in reasons
     for record in records:
         topic, _, offset = record["origin"].partition("@")
         assert topic.split("[")[0] in (stack.kafka.topics.ae, stack.kafka.topics.lab) and offset.isdigit()

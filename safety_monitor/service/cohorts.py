@@ -1,0 +1,74 @@
+"""Owns evaluating the cohort rules on a batch: every look of a study (the onset dates of its qualifying AEs)
+against the stopping boundary, again whenever the cohort's data change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from safety_monitor.domain.conditions.cohort import CohortCondition, CohortStatus
+from safety_monitor.domain.messages import AdverseEvent, SubjectEvent, SubjectEventKind
+from safety_monitor.domain.rules import Rule, RuleHit, Ruleset, cohort_hit
+from safety_monitor.service.ports import SubjectKey, UnitOfWork
+
+
+async def cohort_hits(
+    uow: UnitOfWork,
+    ruleset: Ruleset,
+    version: str,
+    applied: Sequence[AdverseEvent],
+    subject_events: Sequence[SubjectEvent],
+) -> list[RuleHit]:
+    """Each qualifying AE is a look: the cohort is evaluated as of its onset date (event time; the receipt date when
+    the onset is not a full date), over current records, and a crossed boundary is a hit.
+
+    Every look of a study is evaluated again whenever the cohort's data change: an AE of the rules' terms (a new
+    one, or a follow-up that changes its grade or onset) or a first dose. Evaluating only the look of the AE that
+    just arrived would miss a crossing whose events arrive out of onset order (a site's late data entry, or
+    subjects on different Kafka partitions): the later look, taken first, lacked the earlier event, and the
+    earlier look, taken last, excludes the later one. Now the looks end up as they would be had everything
+    arrived in order. Hits come out in look order, so the alert's detail is that of the latest crossed look."""
+    rules = [r for r in ruleset.cohort_rules if isinstance(r.condition, CohortCondition)]
+    if not rules or not (applied or subject_events):
+        return []
+    terms = {t for r in rules if isinstance(r.condition, CohortCondition) for t in r.condition.terms}
+    studies = {e.envelope.study_id for e in applied if e.preferred_term.casefold() in terms}
+    studies |= {e.envelope.study_id for e in subject_events if e.event is SubjectEventKind.FIRST_DOSE}
+    if not studies:
+        return []
+    facts = await uow.adverse_events.facts(terms)
+    candidates = {
+        (f.study_id, f.subject_id)
+        for f in facts
+        if f.study_id in studies
+        and any(isinstance(r.condition, CohortCondition) and r.condition.qualifies(f.pt, f.grade) for r in rules)
+    }
+    if not candidates:
+        return []
+    current = {e.record_key: e for e in await uow.adverse_events.for_subjects(candidates, pts=terms)}
+    for event in applied:  # the batch's own versions, should the store not show them yet
+        if (event.envelope.study_id, event.envelope.subject_id) in candidates:
+            current[event.record_key] = event
+    population = await uow.subjects.safety_population()
+    first_doses: dict[SubjectKey, date | None] = {
+        key: subject.first_dose_on.as_date() if subject.first_dose_on else None for key, subject in population.items()
+    }
+    looks: list[tuple[date, str, Rule, AdverseEvent]] = []
+    for event in current.values():
+        on = (event.onset_date.as_date() if event.onset_date else None) or event.envelope.sent_at.date()
+        for rule in rules:
+            assert isinstance(rule.condition, CohortCondition)
+            if rule.condition.qualifies(event.preferred_term, event.investigator_grade):
+                looks.append((on, event.envelope.msg_id, rule, event))
+    # The cohort as of a day is the same for every qualifying AE with that onset: evaluated once per day.
+    statuses: dict[tuple[str, str, date], CohortStatus] = {}
+    hits: list[RuleHit] = []
+    for on, msg_id, rule, event in sorted(looks, key=lambda look: (look[0], look[1], look[2].id)):
+        assert isinstance(rule.condition, CohortCondition)
+        look = (rule.id, event.envelope.study_id, on)
+        if look not in statuses:
+            statuses[look] = rule.condition.evaluate(event.envelope.study_id, on, facts, first_doses)
+        status = statuses[look]
+        if status.status.crossed:
+            hits.append(cohort_hit(ruleset, rule, status, msg_id, version))
+    return hits
