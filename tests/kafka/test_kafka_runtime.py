@@ -11,7 +11,8 @@ import pytest
 
 from safety_monitor.demo import SyntheticTrial
 from safety_monitor.service.records import Publication
-from tests.kafka.conftest import PARITY, Stack, all_mailed, embedded_results, processed_all, results, wait_until
+from tests.kafka.conftest import Stack, all_mailed, embedded_results, processed_all, results, wait_until
+from tests.kafka.parity import assert_parts_match
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.smtp]
 
@@ -45,8 +46,7 @@ async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
     assert stack.committed_offsets() == ends
 
     kafka = await results(stack.store)
-    for part in PARITY:
-        assert kafka[part] == reference[part], part
+    assert_parts_match(kafka, reference)
     assert reference["alerts"] and reference["incidence"]
     # every alert notice reached the SMTP server exactly once, with its stable Message-ID
     ids = sorted(m["Message-ID"] for m in stack.smtp.inbox.messages)
@@ -93,8 +93,7 @@ async def test_sigkill_after_the_db_commit_before_the_offset_commit_loses_and_do
     assert health["processed"]["duplicates"] >= committed_before  # the redelivered batches were recognised
     assert stack.committed_offsets() == stack.end_offsets()
     kafka = await results(stack.store)
-    for part in PARITY:
-        assert kafka[part] == reference[part], part
+    assert_parts_match(kafka, reference)
     ids = {m["Message-ID"] for m in stack.smtp.inbox.messages}
     assert ids == {f"<{n[0]}@example.org>" for n in kafka["notices"]}
 
@@ -129,8 +128,7 @@ async def test_two_workers_share_partitions_and_one_takes_over(
         b.stop_quietly()
     assert stack.committed_offsets() == stack.end_offsets()
     kafka = await results(stack.store)
-    for part in PARITY:
-        assert kafka[part] == reference[part], part
+    assert_parts_match(kafka, reference)
     # the outbox job ran once per slot across both workers: no Message-ID went out twice
     ids = [m["Message-ID"] for m in stack.smtp.inbox.messages]
     assert len(ids) == len(set(ids)) == len(kafka["notices"])
