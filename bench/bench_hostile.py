@@ -1,5 +1,5 @@
-"""Benchmark: the replay rate kept on a hostile file. Replays N synthetic wire messages clean, then the same N
-with every hostile kind of issue 10 spliced in three times, each into a fresh SQLite store; events/s of both."""
+"""Benchmark: the replay rate kept on a hostile file. Replays N synthetic wire messages clean, then the same N with
+every kind of hostile line (tests/hostile.py) spliced in three times, each into a fresh SQLite store; both rates."""
 
 from __future__ import annotations
 
