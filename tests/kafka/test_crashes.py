@@ -101,7 +101,7 @@ async def test_a_worker_sigkilled_20_times_while_50000_messages_are_published_lo
     # redelivery really happened: some kills left messages in the database that the group had not offset-committed
     assert any(kill.inbox > kill.offsets for kill in killed_at), killed_at
     assert report is not None and report["status"] == "ok"
-    await assert_same_as_embedded(stack, reference, lines, ORDER_FREE)
+    await assert_same_as_embedded(stack, reference, lines, ORDER_FREE, worker_kills=KILLS)
 
 
 async def test_the_broker_sigkilled_under_a_working_worker_loses_and_doubles_nothing(
