@@ -59,3 +59,17 @@ def spliced_file(path: Path, valid: list[str], times: int = 3) -> int:
         for line in hostile:
             sink.write(line + b"\n")
     return times * len(hostile_lines("x"))
+
+
+class PoisonGrader:
+    """Grades nothing, and fails on one value: a handler error on a valid message."""
+
+    ctcae_version = "5.0"
+
+    def uses_baseline(self, test_code: str) -> bool:
+        return False
+
+    def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
+        if getattr(finding, "value", None) == 666:
+            raise ValueError("cannot grade this")
+        return ()

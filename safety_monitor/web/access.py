@@ -13,6 +13,8 @@ from safety_monitor.domain.access import Action, may
 from safety_monitor.domain.users import Session, User
 from safety_monitor.service.accounts import session_user, token_user
 from safety_monitor.service.ingestion import Ingestion
+from safety_monitor.service.workspace import QueueView, alert_queue
+from safety_monitor.service.workspace_views import QueueFilters
 
 SESSION_COOKIE = "sm_session"
 LOGIN_CSRF_COOKIE = "sm_login_csrf"
@@ -53,6 +55,13 @@ class Workspace:
     app: App
     public_url: str
     ingestion: Ingestion  # where `POST /api/v1/messages` sends a site's batch (embedded pipeline or Kafka)
+
+    async def queue(self, filters: QueueFilters, user_name: str) -> QueueView:
+        """The alert queue as `user_name` sees it now: what the queue page and `GET /api/v1/alerts` show."""
+        assert self.app.reads is not None
+        return await alert_queue(
+            self.app.reads, self.app.pipeline.ruleset, filters, user_name=user_name, now=self.app.clock.now()
+        )
 
 
 def workspace(request: Request) -> Workspace:

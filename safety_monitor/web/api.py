@@ -13,7 +13,7 @@ from safety_monitor.domain.alerts import Alert
 from safety_monitor.domain.review import ActionKind, ReviewAction, ReviewRefused
 from safety_monitor.domain.users import AccountRefused
 from safety_monitor.service.review import UnknownAlert
-from safety_monitor.service.workspace import AlertPage, alert_page, alert_queue, review_alert
+from safety_monitor.service.workspace import AlertPage, alert_page, review_alert
 from safety_monitor.service.workspace_views import QueueFilters
 from safety_monitor.web.access import Allowed, Principal, workspace
 
@@ -148,13 +148,10 @@ async def list_alerts(
 ) -> AlertList:
     """Open alerts by severity then age, with the filters of the queue page, one page at a time."""
     ws = workspace(request)
-    assert ws.app.reads is not None
     filters = QueueFilters(
         rule_id, site_id, subject_id, review_status, severity, drug, new_since_my_last_review, limit, offset
     )
-    view = await alert_queue(
-        ws.app.reads, ws.app.pipeline.ruleset, filters, user_name=principal.user.name, now=ws.app.clock.now()
-    )
+    view = await ws.queue(filters, principal.user.name)
     alerts = [AlertOut(**_alert(r.alert, r.site_id, r.review_status)) for r in view.rows.rows]
     return AlertList(alerts=alerts, total=view.rows.total, limit=limit, offset=offset)
 

@@ -17,7 +17,6 @@ from safety_monitor.service.review import UnknownAlert
 from safety_monitor.service.views import incidence_table
 from safety_monitor.service.workspace import (
     alert_page,
-    alert_queue,
     edish_points,
     review_alert,
     sae_clocks,
@@ -129,13 +128,10 @@ async def alerts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     ws = workspace(request)
-    assert ws.app.reads is not None
     filters = QueueFilters(
         rule or None, site or None, subject or None, status or None, severity or None, drug or None, mine, limit, offset
     )
-    view = await alert_queue(
-        ws.app.reads, ws.app.pipeline.ruleset, filters, user_name=principal.user.name, now=ws.app.clock.now()
-    )
+    view = await ws.queue(filters, principal.user.name)
     template = "_queue.html" if request.headers.get("hx-request") == "true" else "alerts.html"
     kept = {"rule": rule, "site": site, "subject": subject, "status": status, "severity": severity, "drug": drug}
     query = urlencode({**{k: v for k, v in kept.items() if v}, **({"mine": "true"} if mine else {}), "limit": limit})

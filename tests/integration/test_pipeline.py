@@ -15,6 +15,7 @@ from safety_monitor.service.ports import UnitOfWorkFactory
 from safety_monitor.service.views import incidence_table
 from tests.factories import ae, enrolled_and_dosed, inbound, subject_id, vs
 from tests.harness import notices, run
+from tests.hostile import PoisonGrader
 
 S7 = subject_id(7)
 
@@ -204,17 +205,6 @@ async def test_a_failing_batch_leaves_nothing_behind(store, config, now) -> None
 
 
 async def test_a_poison_message_is_isolated_and_dead_lettered_the_rest_is_processed(store, config, now) -> None:
-    class PoisonGrader:
-        ctcae_version = "5.0"
-
-        def uses_baseline(self, test_code: str) -> bool:
-            return False
-
-        def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
-            if getattr(finding, "value", None) == 666:
-                raise ValueError("cannot grade this")
-            return ()
-
     poisoned = PipelineConfig(config.ruleset, PoisonGrader(), config.alert_recipients)  # type: ignore[arg-type]
     batch = inbound(ae(S7, "AE-1", "Haemoptysis", 2), vs(S7, "SYSBP", 666), vs(S7, "SYSBP", 120, at="2026-05-05T08:00"))
     outcome = await handle_batch(store, batch, poisoned, FixedClock(now), HandlingPolicy(attempts=2, first_backoff_s=0))

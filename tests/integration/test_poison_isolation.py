@@ -14,6 +14,7 @@ from safety_monitor.service.pipeline import PipelineConfig
 from safety_monitor.service.ports import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import Database
 from tests.factories import ae, inbound, subject_id, vs
+from tests.hostile import PoisonGrader
 
 
 @dataclass
@@ -32,20 +33,6 @@ class CountingStore:
     async def _open(self) -> AsyncIterator[UnitOfWork]:
         async with self.inner() as uow:
             yield uow
-
-
-class PoisonGrader:
-    """Grades nothing, and fails on one value: a handler error on a valid message."""
-
-    ctcae_version = "5.0"
-
-    def uses_baseline(self, test_code: str) -> bool:
-        return False
-
-    def grade(self, finding: object, baseline: object, same_draw: object = None) -> tuple[()]:
-        if getattr(finding, "value", None) == 666:
-            raise ValueError("cannot grade this")
-        return ()
 
 
 def readings(count: int, poison_at: set[int]) -> list[dict[str, Any]]:

@@ -2,38 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from safety_monitor.adapters.ctcae_criteria import load_criteria
-from safety_monitor.domain.ctcae import CriteriaSet, Criterion, grade_value
-from safety_monitor.domain.grading import Graded
-
-
-@pytest.fixture(scope="module")
-def criteria() -> CriteriaSet:
-    return load_criteria("5.0")
-
-
-def grade(
-    criteria: CriteriaSet,
-    term: str,
-    value: float,
-    unit: str,
-    *,
-    lln: float | None = None,
-    uln: float | None = None,
-    baseline: float | None = None,
-    baseline_high: bool | None = False,
-) -> int:
-    criterion = criteria.select(term, unit)
-    assert isinstance(criterion, Criterion), criterion
-    result = grade_value(criterion, value, unit, lln, uln, baseline, baseline_high)
-    assert isinstance(result, Graded), result
-    return result.grade
-
-
-def cases(*pairs: tuple[float, int]) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize(("value", "expected"), list(pairs), ids=[f"{v:g}->G{g}" for v, g in pairs])
+from safety_monitor.domain.ctcae import CriteriaSet
+from tests.ctcae_tables import cases, grade
 
 
 # CTCAE v5 Hypokalemia: G1 <LLN - 3.0 mmol/L; G2 Symptomatic with <LLN - 3.0 mmol/L; G3 <3.0 - 2.5 mmol/L;

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.domain.ctcae import (
     SUPERSEDED_BY_24H,
     BaselineCandidate,
@@ -24,11 +23,6 @@ from safety_monitor.domain.lab_grader import CtcaeGrader
 from safety_monitor.domain.messages import Envelope, Finding, MessageType
 
 ALT = "Alanine aminotransferase increased"
-
-
-@pytest.fixture(scope="module")
-def criteria() -> CriteriaSet:
-    return load_criteria("5.0")
 
 
 def criterion(criteria: CriteriaSet, term: str, unit: str) -> Criterion:

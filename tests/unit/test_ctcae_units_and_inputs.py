@@ -5,38 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.domain.baselines import baseline_from_change, change_from_baseline
-from safety_monitor.domain.ctcae import CriteriaSet, Criterion, grade_value
-from safety_monitor.domain.grading import Graded, NotGradable
+from safety_monitor.domain.ctcae import CriteriaSet, Criterion
+from safety_monitor.domain.grading import NotGradable
 from safety_monitor.domain.plausibility import typo_screen
-
-
-@pytest.fixture(scope="module")
-def criteria() -> CriteriaSet:
-    return load_criteria("5.0")
-
-
-def grade(
-    criteria: CriteriaSet,
-    term: str,
-    value: float,
-    unit: str,
-    *,
-    lln: float | None = None,
-    uln: float | None = None,
-    baseline: float | None = None,
-) -> int:
-    criterion = criteria.select(term, unit)
-    assert isinstance(criterion, Criterion), criterion
-    result = grade_value(criterion, value, unit, lln, uln, baseline, False)
-    assert isinstance(result, Graded), result
-    return result.grade
-
-
-def cases(*pairs: tuple[float, int]) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize(("value", "expected"), list(pairs), ids=[f"{v:g}->G{g}" for v, g in pairs])
-
+from tests.ctcae_tables import cases, grade
 
 # --- 1. counts per microlitre ---------------------------------------------------------------------------------
 
