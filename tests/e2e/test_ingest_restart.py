@@ -169,7 +169,10 @@ def test_a_retry_after_the_server_died_before_the_receipt_is_read_loses_nothing_
     wait_for(lambda: site.count("select count(*) from inbox") == 200)  # committed ...
     kill(server)  # ... and the server dies before the site has read a byte of the answer
     connection.close()
-    alerts, changes = site.count("select count(*) from alert"), site.count("select count(*) from alert_change")
+    # After the commit and before the answer the server checks the reporting clocks; killed in that check, it
+    # leaves the overdue escalations to the next batch (the retry), which is not a double: compare the other changes.
+    rule_changes = "select count(*) from alert_change where alert_key not like 'sae-reporting-clock|%'"
+    alerts, changes = site.count("select count(*) from alert"), site.count(rule_changes)
     assert alerts > 0
 
     servers.append(server := start(site))
@@ -177,7 +180,7 @@ def test_a_retry_after_the_server_died_before_the_receipt_is_read_loses_nothing_
     assert site.count("select count(*) from inbox") == 200
     assert site.count("select count(*) from adverse_event") == 40
     assert site.count("select count(*) from alert") == alerts
-    assert site.count("select count(*) from alert_change") == changes
+    assert site.count(rule_changes) == changes
     assert site.doubled_alert_changes() == 0
 
 
