@@ -41,6 +41,8 @@ def serve(pid_file: Path) -> None:
     except SiteLocked as exc:
         raise click.ClickException(str(exc)) from None
     try:
+        # The inbox exists before the pid file does: a site (or a supervisor) that sees the pid file can drop files.
+        InboxDirectory(settings.inbox_dir).prepare()
         _claim_pid_file(pid_file)
         try:
             asyncio.run(_serve(app))
