@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from safety_monitor.adapters.sql.database import create_engine, upgrade
-from safety_monitor.adapters.sql.unit_of_work import SqlStore, _Sql
+from safety_monitor.adapters.sql.repositories.base import SqlRepository
+from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.cli.rule_tests import default_grader
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.pipeline import PipelineConfig
@@ -72,10 +73,10 @@ async def test_driver_writes_store_what_sqlalchemy_binding_stores(
     messages = batches()
     await replay(tmp_path / "driver.db", now, messages)
 
-    async def through_sqlalchemy(self: _Sql, shape: object, statement: Any, table: object, rows: Any) -> None:
+    async def through_sqlalchemy(self: SqlRepository, shape: object, statement: Any, table: object, rows: Any) -> None:
         await self.conn.execute(statement, rows)
 
-    monkeypatch.setattr(_Sql, "_write_many", through_sqlalchemy)
+    monkeypatch.setattr(SqlRepository, "_write_many", through_sqlalchemy)
     await replay(tmp_path / "sqlalchemy.db", now, messages)
 
     driver, reference = table_rows(tmp_path / "driver.db"), table_rows(tmp_path / "sqlalchemy.db")

@@ -12,7 +12,8 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from safety_monitor.adapters.sql import tables as t
-from safety_monitor.adapters.sql.unit_of_work import _alert, _utc
+from safety_monitor.adapters.sql.repositories.alerts import alert_from_row
+from safety_monitor.adapters.sql.repositories.base import as_utc
 from safety_monitor.domain.alerts import Alert, AlertStatus
 from safety_monitor.domain.conditions.deadline import DEFAULT_RELATED, SaeClock
 from safety_monitor.domain.rules import Severity
@@ -57,7 +58,7 @@ def _ae(row: Any, current: Any | None = None) -> AeVersionView:
     return AeVersionView(
         msg_id=row.msg_id,
         record_version=row.record_version,
-        sent_at=_utc(row.sent_at),
+        sent_at=as_utc(row.sent_at),
         verbatim_term=row.aeterm or "",
         preferred_term=row.aedecod or "",
         system_organ_class=row.aebodsys or "",
@@ -88,7 +89,7 @@ class SqlWorkspaceReads:
         async with self._engine.connect() as conn:
             c = t.review_actions.c
             value = (await conn.execute(select(func.max(c.at)).where(c.reviewer == reviewer))).scalar()
-        return _utc(value) if value is not None else None
+        return as_utc(value) if value is not None else None
 
     async def queue(self, filters: QueueFilters, since: datetime | None) -> QueueRows:
         """Counted per severity (an index range each), then only the page's slice of each severity is read, in
@@ -158,7 +159,7 @@ class SqlWorkspaceReads:
                     .limit(wanted)
                     .offset(skip)
                 )
-                page = [_alert(row) for row in (await conn.execute(query)).mappings()]
+                page = [alert_from_row(row) for row in (await conn.execute(query)).mappings()]
                 alerts.extend(page)
                 wanted -= len(page)
                 skip = 0
@@ -209,12 +210,12 @@ class SqlWorkspaceReads:
                     subject_id=r.subject_id,
                     ae_spid=r.aespid,
                     rule_id=r.rule_id,
-                    started_at=_utc(r.started_at),
+                    started_at=as_utc(r.started_at),
                     start_msg_id=r.start_msg_id,
-                    short_known_at=_utc(r.short_known_at) if r.short_known_at else None,
+                    short_known_at=as_utc(r.short_known_at) if r.short_known_at else None,
                     reminders_sent=r.reminders_sent,
                     overdue_sent=r.overdue_sent,
-                    closed_at=_utc(r.closed_at) if r.closed_at else None,
+                    closed_at=as_utc(r.closed_at) if r.closed_at else None,
                     closed_reason=r.closed_reason,
                 ),
                 r.aeterm,
@@ -229,7 +230,7 @@ class SqlWorkspaceReads:
             notifications = await self._notifications(conn, alert.key)
             ch = t.alert_change.c
             changes = [
-                (_utc(r.at), r.kind, r.previous_grade, r.grade)
+                (as_utc(r.at), r.kind, r.previous_grade, r.grade)
                 for r in await conn.execute(
                     select(ch.at, ch.kind, ch.previous_grade, ch.grade)
                     .where(ch.alert_key == alert.key)
@@ -296,9 +297,9 @@ class SqlWorkspaceReads:
                 kind=r.kind,
                 state=r.state,
                 held_by=r.held_by,
-                created_at=_utc(r.created_at),
-                decided_at=_utc(r.decided_at) if r.decided_at else None,
-                sent_at=_utc(r.sent_at) if r.sent_at else None,
+                created_at=as_utc(r.created_at),
+                decided_at=as_utc(r.decided_at) if r.decided_at else None,
+                sent_at=as_utc(r.sent_at) if r.sent_at else None,
             )
             for r in await conn.execute(query)
         ]
@@ -334,7 +335,7 @@ class SqlWorkspaceReads:
                 dose_events=[DoseEvent(r.drug, r.event, r.event_dtc, r.reason) for r in events],
                 adverse_events=[_ae(r, r) for r in aes],
                 findings=[_finding(r) for r in findings],
-                alerts=[_alert(r) for r in alerts.mappings()],
+                alerts=[alert_from_row(r) for r in alerts.mappings()],
             )
 
     async def liver_peaks(self) -> list[LiverPeak]:

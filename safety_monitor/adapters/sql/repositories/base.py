@@ -1,0 +1,138 @@
+"""Owns what the SQL repositories share: batch reads by key, idempotent batch writes, date and UTC conversions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from safety_monitor.domain.dates import PartialDate
+
+if TYPE_CHECKING:
+    from safety_monitor.adapters.sql.unit_of_work import SqlUnitOfWork
+
+
+_CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter limit
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# SQLite only: how a write statement of a given shape goes to the driver: its SQL text, the parameter names in
+# order and each one's bind processing (see SqlRepository._write_many).
+_DriverForm = tuple[str, Callable[[dict[str, Any]], Any], tuple[tuple[int, Callable[[Any], Any]], ...]]
+_DRIVER_FORMS: dict[tuple[Any, ...], _DriverForm | None] = {}
+
+
+def date_text(value: PartialDate | None) -> str | None:
+    return value.text if value is not None else None
+
+
+def parse_date(value: str | None) -> PartialDate | None:
+    return PartialDate.parse(value) if value else None
+
+
+class SqlRepository:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def conn(self) -> AsyncConnection:
+        return self._uow.connection
+
+    def _insert(self, table: Table) -> Any:
+        """A dialect-specific INSERT that supports ON CONFLICT (there is no generic upsert in SQLAlchemy)."""
+        if self.conn.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def _select_by_keys(
+        self, table: Table, columns: tuple[str, ...], keys: Iterable[tuple[Any, ...]], where: Sequence[Any] = ()
+    ) -> list[Any]:
+        """Rows whose `columns` equal one of `keys`.
+
+        Each column is filtered with its own IN list, which an index on the leading columns serves on both
+        databases (SQLite does not use an index for a row-value `(a, b) IN (VALUES ...)`, and that scan grows
+        with the table); the exact keys are then kept here.
+        """
+        wanted = set(keys)
+        rows: list[Any] = []
+        for chunk in chunks(sorted(wanted)):
+            conditions = [table.c[name].in_(sorted({key[i] for key in chunk})) for i, name in enumerate(columns)]
+            result = await self.conn.execute(select(table).where(*conditions, *where))
+            rows.extend(row for row in result if tuple(getattr(row, name) for name in columns) in wanted)
+        return rows
+
+    async def _insert_ignore(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        if rows:
+            statement = self._insert(table).on_conflict_do_nothing(index_elements=keys)
+            await self._write_many(("insert_ignore", *keys), statement, table, rows)
+
+    async def _upsert(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        if not rows:
+            return
+        statement = self._insert(table)
+        changing = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+        statement = statement.on_conflict_do_update(index_elements=keys, set_=changing)
+        await self._write_many(("upsert", *keys), statement, table, rows)
+
+    async def _write_many(
+        self, shape: tuple[str, ...], statement: Any, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        """Execute a write of many rows whose statement depends only on `shape`, the table and the rows' keys.
+
+        On SQLite the rows go to the driver as tuples converted here by each column's own bind processing, so the
+        stored values are those SQLAlchemy would store, without its generic per-row parameter handling, which
+        costs as much as SQLite's own work on the wide rows of a batch (bench/bench_replay.py, embedded runtime).
+        """
+        dialect = self.conn.dialect
+        if dialect.name != "sqlite":
+            await self.conn.execute(statement, rows)
+            return
+        columns = tuple(rows[0])
+        key = (dialect.paramstyle, table.name, *shape, columns)
+        if key not in _DRIVER_FORMS:
+            compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+            names = tuple(compiled.positiontup or ())
+            _DRIVER_FORMS[key] = None  # bound values other than the rows' columns: SQLAlchemy binds them
+            if dialect.paramstyle == "qmark" and len(names) > 1 and sorted(names) == sorted(columns):
+                processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+                processed = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+                _DRIVER_FORMS[key] = (str(compiled), itemgetter(*names), processed)
+        form = _DRIVER_FORMS[key]
+        if form is None:
+            await self.conn.execute(statement, rows)
+            return
+        sql, values_of, processed = form
+        # A value object shared by many rows (the batch's time, the same grades) is converted once.
+        converted: dict[int, Any] = {}
+        parameters = []
+        for row in rows:
+            values = list(values_of(row))
+            for i, process in processed:
+                value = values[i]
+                if id(value) not in converted:  # the rows keep every value alive: ids are not reused meanwhile
+                    converted[id(value)] = process(value)
+                values[i] = converted[id(value)]
+            parameters.append(tuple(values))
+        await self.conn.exec_driver_sql(sql, parameters)
+
+
+def aggregated_utc(value: datetime | str) -> datetime:
+    """A timestamp read through an aggregate (MIN/MAX), which loses the column type: SQLite hands back the stored
+    text of a UTC instant, without its offset."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def as_utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # snapshots in JSON columns keep ISO strings
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC)
