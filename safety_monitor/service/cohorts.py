@@ -3,6 +3,7 @@ against the stopping boundary, again whenever the cohort's data change."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 
@@ -60,15 +61,21 @@ async def cohort_hits(
             assert isinstance(rule.condition, CohortCondition)
             if rule.condition.qualifies(event.preferred_term, event.investigator_grade):
                 looks.append((on, event.envelope.msg_id, rule, event))
-    # The cohort as of a day is the same for every qualifying AE with that onset: evaluated once per day.
+    # The cohort as of a day is the same for every qualifying AE with that onset: evaluated once per day, all the
+    # days of a rule and study in one pass over the facts.
+    days: dict[tuple[str, str], set[date]] = defaultdict(set)
+    for on, _, rule, event in looks:
+        days[(rule.id, event.envelope.study_id)].add(on)
+    by_id = {rule.id: rule for rule in rules}
     statuses: dict[tuple[str, str, date], CohortStatus] = {}
+    for (rule_id, study_id), dates in days.items():
+        condition = by_id[rule_id].condition
+        assert isinstance(condition, CohortCondition)
+        for on, status in condition.evaluate_many(study_id, dates, facts, first_doses).items():
+            statuses[(rule_id, study_id, on)] = status
     hits: list[RuleHit] = []
     for on, msg_id, rule, event in sorted(looks, key=lambda look: (look[0], look[1], look[2].id)):
-        assert isinstance(rule.condition, CohortCondition)
-        look = (rule.id, event.envelope.study_id, on)
-        if look not in statuses:
-            statuses[look] = rule.condition.evaluate(event.envelope.study_id, on, facts, first_doses)
-        status = statuses[look]
+        status = statuses[(rule.id, event.envelope.study_id, on)]
         if status.status.crossed:
             hits.append(cohort_hit(ruleset, rule, status, msg_id, version))
     return hits

@@ -3,6 +3,7 @@ boundary (Bayesian beta-binomial or Wald SPRT, domain/boundaries.py), evaluated 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -73,6 +74,22 @@ def _on_or_before(value: PartialDate | None, limit: date) -> bool:
     return after is None or not after
 
 
+def _counted_from(value: PartialDate | None) -> date:
+    """The first evaluation date on which `_on_or_before` counts `value` (it keeps counting it on every later date).
+
+    A full date counts from that day. A truncated date counts from the day before its first possible day:
+    `_on_or_before` compares it with the day after the evaluation date at the precision given, and on the day
+    before its month (or year) begins that comparison is already undecidable, so it counts."""
+    if value is None:
+        return date.min
+    if value.month is None:
+        return date(value.year, 1, 1) - timedelta(days=1) if value.year > 1 else date.min
+    if value.day is None:
+        first = date(value.year, value.month, 1)
+        return first - timedelta(days=1) if first > date.min else date.min
+    return date(value.year, value.month, value.day)
+
+
 @dataclass(frozen=True, slots=True)
 class CohortCondition:
     """Subjects with an AE in `terms` at `grade_at_least` (investigator grade) among the evaluable subjects.
@@ -103,15 +120,53 @@ class CohortCondition:
             and self.qualifies(f.pt, f.grade)
             and _on_or_before(f.onset_date, on)
         }
-        cutoff = on - timedelta(days=self.min_days_on_treatment)
+        cutoff = _cutoff(on, self.min_days_on_treatment)
         dosed_long_enough = {
             subject
             for (study, subject), first in first_doses.items()
             if study == study_id and first is not None and first <= cutoff
         }
-        evaluable = len(dosed_long_enough | with_event)
-        events = len(with_event)
+        return self._status(study_id, on, len(with_event), len(dosed_long_enough | with_event))
+
+    def evaluate_many(
+        self,
+        study_id: str,
+        dates: Iterable[date],
+        facts: Iterable[AeFact],
+        first_doses: Mapping[tuple[str, str], date | None],
+    ) -> dict[date, CohortStatus]:
+        """`evaluate` on each of `dates`, with the same results, at the cost of one pass over the facts and the
+        population and then a few steps per date (the pipeline evaluates every look of a study whenever its cohort
+        changes, so `evaluate` per look would cost looks x facts)."""
+        counted_from: dict[str, date] = {}  # subject -> first date on which one of its qualifying AEs counts
+        for f in facts:
+            if f.study_id == study_id and (study_id, f.subject_id) in first_doses and self.qualifies(f.pt, f.grade):
+                start = _counted_from(f.onset_date)
+                known = counted_from.get(f.subject_id)
+                counted_from[f.subject_id] = start if known is None else min(known, start)
+        dosed = sorted(first for (study, _), first in first_doses.items() if study == study_id and first is not None)
+        by_start = sorted(counted_from.items(), key=lambda item: item[1])
+        starts = [start for _, start in by_start]
+        statuses: dict[date, CohortStatus] = {}
+        for on in sorted(set(dates)):
+            cutoff = _cutoff(on, self.min_days_on_treatment)
+            with_event = [subject for subject, _ in by_start[: bisect_right(starts, on)]]
+            also_dosed = sum(1 for subject in with_event if _dosed_by(first_doses.get((study_id, subject)), cutoff))
+            evaluable = bisect_right(dosed, cutoff) + len(with_event) - also_dosed
+            statuses[on] = self._status(study_id, on, len(with_event), evaluable)
+        return statuses
+
+    def _status(self, study_id: str, on: date, events: int, evaluable: int) -> CohortStatus:
         status = self.boundary.evaluate(events, evaluable)
         verdict = "CROSSED" if status.crossed else "not crossed"
         detail = f"{events} of {evaluable} evaluable subjects as of {on.isoformat()}: {self.boundary.describe(status)}"
         return CohortStatus(study_id, on, events, evaluable, status, f"{detail}; boundary {verdict}")
+
+
+def _cutoff(on: date, min_days_on_treatment: int) -> date:
+    """The latest first dose that makes a subject evaluable on `on`."""
+    return on - timedelta(days=min_days_on_treatment)
+
+
+def _dosed_by(first: date | None, cutoff: date) -> bool:
+    return first is not None and first <= cutoff
