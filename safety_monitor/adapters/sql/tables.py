@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    func,
 )
 from sqlalchemy.engine import Dialect
 
@@ -141,6 +142,9 @@ adverse_event = Table(
     Column("derived_grade", Integer),
     Column("derived_term", String(200)),
 )
+# The cohort rules read the current AEs of their terms (PTs compared case-folded) whenever a batch touches the
+# cohort: through this index, not a scan of every AE of the trial.
+Index("ix_adverse_event_pt_folded", func.lower(adverse_event.c.aedecod))
 
 adverse_event_version = Table(
     "adverse_event_version",
@@ -336,6 +340,8 @@ notification_log = Table(
     Column("grade", Integer, nullable=False),
     _ts("last_notified_at", nullable=True),
     Column("last_mail_id", String(32)),
+    # A delivery pass reads the log of the alerts it has notifications for, whatever their receivers.
+    Index("ix_notification_log_alert_key", "alert_key"),
 )
 
 # The expedited-reporting clock of each potential SUSAR (one per deadline rule and case); closed clocks stay.

@@ -169,10 +169,14 @@ class SqlNotificationRepository(SqlRepository):
         count = 0
         for chunk in chunks(list(notification_ids)):
             # Conditional: a concurrent flush that took these first leaves nothing to take (PostgreSQL re-checks
-            # the WHERE clause after waiting for its lock), and the caller then rolls back.
+            # the WHERE clause after waiting for its lock), and the caller then rolls back. The state is compared
+            # as an expression (`state || ''`) so that no planner takes the rows through the index on state:
+            # SQLite, without statistics, preferred it to the primary key and read every pending notification
+            # for each group emailed (22 ms a statement at 2,500 pending: 20 s of a 36 s replay of 100,000
+            # messages).
             result = await self.conn.execute(
                 update(t.notification)
-                .where(c.notification_id.in_(chunk), c.state == "pending")
+                .where(c.notification_id.in_(chunk), (c.state + "") == "pending")
                 .values(state="mailed", mail_id=mail_id, decided_at=at)
             )
             count += int(result.rowcount)
