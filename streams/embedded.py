@@ -82,7 +82,7 @@ async def run_source(
     async def handle() -> None:
         while (batch := await queue.get()) is not _END:
             outcome = await handle_batch(app.store, batch, app.pipeline, app.clock)
-            summary.outcome.add(outcome)
+            summary.outcome.add(outcome.totals())
             summary.batches += 1
             summary.acknowledged_through = batch[-1].origin
             if stop is not None and stop.is_set():
