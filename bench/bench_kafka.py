@@ -378,7 +378,10 @@ async def main() -> None:
         **{f"KAFKA_TOPIC_{n}": f"bench{run}.{n.lower()}" for n in ("AE", "LAB", "VITALS", "ECG", "SUBJECT")},
         "KAFKA_TOPIC_ALERTS": f"bench{run}.alerts", "KAFKA_TOPIC_DEADLETTER": f"bench{run}.deadletter",
         "DATABASE_URL": args.database, "DATABASE_SCHEMA": schema, "MAIL_BACKEND": "smtp", "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_port), "MAIL_FROM": "safety-monitor@example.org", "ALERT_RECIPIENTS": "dsmb@example.org",
+        "SMTP_PORT": str(smtp_port), "MAIL_FROM": "safety-monitor@example.org",
+        # rules/routing.yaml's receivers; with MAIL_BACKEND=smtp a reserved domain such as example.org is refused,
+        # and every address here reaches only the benchmark's own SMTP server
+        **{f"{r}_EMAILS": f"{r.lower()}@bench.internal" for r in ("MEDICAL_MONITOR", "DSMB", "SAFETY_PHYSICIAN")},
         "WORKER_WEB_PORT": str(free_port()),
     }  # fmt: skip
     if args.delivery_interval is not None:
