@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gc
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
@@ -367,7 +369,25 @@ def grade_labs_csv(path: Path, out: TextIO, criteria: CriteriaSet) -> int:
         def records() -> Iterator[Record]:
             return csv_records(path, width, source)
 
-    return _grade_records(header, records, out, criteria, source)
+    with _without_cyclic_gc():
+        return _grade_records(header, records, out, criteria, source)
+
+
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while records are graded, and resumed after (errors included).
+
+    Grading makes and drops millions of small tuples and dicts, none in a reference cycle: reference counting frees
+    each one. The collector still ran every few hundred allocations, and its cost grew with the file: at 1,000,000
+    records grade-labs went from 147,600 to 169,100 records/s without it (bench/bench_grade_labs.py, three runs
+    each, back to back), with the same peak traced memory (30.5 MB), so nothing waited for it to be freed."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _grade_records(

@@ -270,3 +270,31 @@ def test_generated_rows_reach_every_branch(tmp_path: Path) -> None:
         '"C1, D1"',
     ):
         assert fragment in text, fragment
+
+
+def test_the_garbage_collector_is_resumed_after_grading_and_after_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from safety_monitor.cli import grade_labs
+
+    path = tmp_path / "lb.csv"
+    path.write_bytes(generate(200, seed=1, style="blfl").encode("utf-8"))
+    grade_labs_csv(path, io.StringIO(newline=""), CRITERIA)
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it paused keeps it paused
+    try:
+        grade_labs_csv(path, io.StringIO(newline=""), CRITERIA)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def fail(*_: object) -> int:
+        assert not gc.isenabled()  # paused while grading
+        raise OSError("disk full")
+
+    monkeypatch.setattr(grade_labs, "_grade_records", fail)
+    with pytest.raises(OSError, match="disk full"):
+        grade_labs_csv(path, io.StringIO(newline=""), CRITERIA)
+    assert gc.isenabled()
