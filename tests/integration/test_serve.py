@@ -143,7 +143,9 @@ def test_serve_ingests_the_inbox_mails_reloads_routing_on_sighup_and_stops_clean
     (inbox / "ignored.jsonl.part").write_text(s1 + "\n")  # not a *.jsonl name: never taken
     drop(inbox, "site-a.jsonl", [s1, "{not json", s1])
     wait_until(lambda: (inbox / "processed" / "site-a.jsonl").is_file(), "site-a.jsonl processed")
-    assert "site-a.jsonl: 3 messages (1 applied, 1 duplicates, 0 stale follow-ups, 1 dead-lettered)" in first.stdout()
+    # The file's line is printed once it has been moved (the line names where to): wait for it, do not race it.
+    counts = "site-a.jsonl: 3 messages (1 applied, 1 duplicates, 0 stale follow-ups, 1 dead-lettered)"
+    wait_until(lambda: counts in first.stdout(), "site-a.jsonl's counts printed")
     wait_until(lambda: len(mail_to(mail_dir)) == 1, "the haemoptysis alert is mailed by the scheduler")
     assert mail_to(mail_dir)[0][0] == "mm@example.org" and subject_id(1) in mail_to(mail_dir)[0][1]
 
