@@ -147,7 +147,11 @@ case "$ACTION" in
     CONTROLLER_PORT=$(free_port)
     while [ "$CONTROLLER_PORT" = "$PORT" ]; do CONTROLLER_PORT=$(free_port); done
     write_config "$PORT" "$CONTROLLER_PORT"
-    CLUSTER_ID=$("$PYTHON" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    # A cluster id is a base64url UUID; one that starts with "-" (1 in 64) reads as an option to the storage tool,
+    # which then fails for a missing --cluster-id: drawn again, as Kafka's own random-uuid does.
+    CLUSTER_ID=$("$PYTHON" -c 'import base64, uuid
+while (id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(id)')
     if ! java -Xmx256m -Dlog4j2.configurationFile="$ABS/log4j2.properties" -cp "$(cat "$DIST/classpath.txt")" \
         kafka.tools.StorageTool format --standalone -t "$CLUSTER_ID" -c "$ABS/server.properties" \
         >"$ABS/format.log" 2>&1; then
