@@ -271,6 +271,14 @@ class _Hits(_Repo):
                 found.setdefault(hit.alert_key, set()).add(key[3])
         return found
 
+    async def stamps(self, alert_keys: Iterable[str]) -> dict[str, dict[str, tuple[str, str]]]:
+        wanted = set(alert_keys)
+        found: dict[str, dict[str, tuple[str, str]]] = {}
+        for key, hit in self.s.hits.items():
+            if hit.alert_key in wanted:
+                found.setdefault(hit.alert_key, {})[key[3]] = (hit.ruleset_hash, hit.ctcae_version)
+        return found
+
     async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
         stale = [
             k for k, h in self.s.hits.items() if h.alert_key in occurrences and k[3] not in occurrences[h.alert_key]

@@ -11,38 +11,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
 
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, on_report
-from safety_monitor.domain.conditions.pattern import PatternCondition, PatternKind
-from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.derived_grades import PT_TO_CTCAE, DerivedGrade, derive_grade, graded_from, in_span
 from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import (
-    Rule,
     RuleHit,
     Ruleset,
     deadline_hit,
     evaluate_ae,
     evaluate_finding,
-    evaluate_pattern,
     evaluate_subject_event,
-    pattern_alert_key,
 )
 from safety_monitor.service.cohorts import cohort_hits
+from safety_monitor.service.patterns import pattern_hits
 from safety_monitor.service.ports import AeKey, HitKey, SubjectKey, UnitOfWork
-from safety_monitor.service.records import StoredFinding
-
-
-@dataclass(frozen=True, slots=True)
-class BasisRemoved:
-    """An alert whose basis the current data no longer support (a pattern no longer found)."""
-
-    alert_key: str
-    msg_id: str
-    reason: str
+from safety_monitor.service.records import BasisRemoved, StoredFinding
 
 
 class _Results:
@@ -118,7 +104,9 @@ async def evaluate_batch(
     _finding_rules(ruleset, ctcae_version, findings, baselines, result)
     await _withdraw_regraded_hits(uow, ruleset, regraded, result)
     # Stored results graded again count too: a pattern hit's grade is the worst among its evidence.
-    await _pattern_rules(uow, results, ruleset, ctcae_version, findings, result)
+    hits, removed = await pattern_hits(uow, results, ruleset, ctcae_version, findings)
+    result.hits.extend(hits)
+    result.removed.extend(removed)
     result.hits.extend(await cohort_hits(uow, ruleset, ctcae_version, applied, subject_events))
     await _deadline_rules(uow, ruleset, ctcae_version, applied, result)
     return result
@@ -273,137 +261,6 @@ async def _withdraw_regraded_hits(
         reason = "graded again (a late baseline or companion result), the result no longer meets the rule"
         result.removed.append(BasisRemoved(alert_key, key[3], reason))
         supported_now.add(alert_key)  # one update per alert
-
-
-# --- patterns ------------------------------------------------------------------------------------------------
-
-
-async def _pattern_rules(
-    uow: UnitOfWork,
-    results: _Results,
-    ruleset: Ruleset,
-    version: str,
-    findings: Sequence[StoredFinding],
-    result: Evaluation,
-) -> None:
-    """Each pattern is evaluated over the whole (relevant) history of the subjects whose results could change it.
-
-    A new result can create an occurrence only if it meets one of the pattern's evidence readings; a result that
-    can only break or re-describe an occurrence (PatternCondition.may_change) matters only when the subject's
-    alert exists (one key lookup for the batch). So the common case (a normal home BP reading) reads no history.
-    """
-    if not findings or not ruleset.pattern_rules:
-        return
-    candidates: dict[str, set[SubjectKey]] = defaultdict(set)  # rule id -> subjects to evaluate
-    maybe_broken: dict[str, set[SubjectKey]] = defaultdict(set)
-    latest_msg: dict[tuple[str, SubjectKey], str] = {}
-    creating: list[Finding] = []  # results that create an occurrence of a local pattern
-    for stored in findings:
-        f = stored.finding
-        for rule in ruleset.pattern_rules_for(f):  # the rules one of whose readings applies to the result
-            condition = _condition(rule)
-            subject = _subject_of(f)
-            latest_msg[(rule.id, subject)] = f.envelope.msg_id
-            if condition.creates(f):
-                candidates[rule.id].add(subject)
-                if condition.pattern in _LOCAL and (not creating or creating[-1] is not f):
-                    creating.append(f)
-            elif condition.may_change(f):  # breaks a run, or excludes / adds ALP evidence in a Hy's law window
-                maybe_broken[rule.id].add(subject)
-    if maybe_broken:
-        keys = {
-            pattern_alert_key(rule_id, *subject): (rule_id, subject)
-            for rule_id, subjects in maybe_broken.items()
-            for subject in subjects
-        }
-        for key in await uow.alerts.get(keys):
-            rule_id, subject = keys[key]
-            candidates[rule_id].add(subject)
-    if not candidates:
-        return
-    rules = {r.id: r for r in ruleset.pattern_rules}
-    # `repeated` and `together` are local in time and only grow with data: a new result can only complete
-    # occurrences within two windows of it, so only that stretch of history is read, only occurrences anchored
-    # in it are reported (their evidence lies wholly inside), and nothing is ever taken away.
-    local = {rid for rid in candidates if _condition(rules[rid]).pattern in _LOCAL}
-    days = [day for f in creating if (day := f.collected_at.as_date()) is not None]
-    margin = timedelta(days=max((_margin(_condition(rules[rid])) for rid in local), default=0))
-    history = await _history(results, {rid: candidates[rid] for rid in candidates if rid not in local}, rules)
-    windowed: dict[SubjectKey, list[StoredFinding]] = {}
-    if local and days:
-        first, last = min(days) - margin, max(days) + margin + timedelta(days=1)
-        windowed = await _history(
-            results, {rid: candidates[rid] for rid in local}, rules, first.isoformat(), last.isoformat()
-        )
-    whole: dict[str, set[str]] = {}  # alert key -> every occurrence found over the subject's whole history
-    for rule_id, subjects in sorted(candidates.items()):
-        rule = rules[rule_id]
-        condition = _condition(rule)
-        for study_id, subject_id in sorted(subjects):
-            source = windowed if rule_id in local else history
-            graded = [(s.finding, s.grades) for s in source.get((study_id, subject_id), [])]
-            hits = evaluate_pattern(ruleset, rule, study_id, subject_id, graded, version)
-            if rule_id in local:
-                reach = timedelta(days=condition.window_days)
-                low = min(days) - (reach if condition.pattern is PatternKind.TOGETHER else timedelta(0))
-                kept = [h for h in hits if _in(h.observed_on, low, max(days) + reach)]
-                result.hits.extend(kept)
-                continue
-            result.hits.extend(hits)
-            whole[pattern_alert_key(rule.id, study_id, subject_id)] = {h.occurrence for h in hits}
-            if not hits:
-                result.removed.append(
-                    BasisRemoved(
-                        pattern_alert_key(rule.id, study_id, subject_id),
-                        latest_msg[(rule.id, (study_id, subject_id))],
-                        "the results as they stand no longer show the pattern (a result arrived that breaks it)",
-                    )
-                )
-    # `hys_law` and `persistent` can lose occurrences (a late ALP >= 2 x ULN, a late result breaking or lengthening
-    # a run): their stored hits become what the whole history shows, as if the results had come in order.
-    if whole:
-        await uow.hits.retain(whole)
-
-
-_LOCAL = frozenset({PatternKind.REPEATED, PatternKind.TOGETHER})
-
-
-def _margin(condition: PatternCondition) -> int:
-    """Days of history either side of the new results that the occurrences reported for them rest on: a
-    `repeated` occurrence on the window before its measurement, a `together` one on the window either side of a
-    draw that may lie a window away from them."""
-    return condition.window_days * (1 if condition.pattern is PatternKind.REPEATED else 2)
-
-
-def _condition(rule: Rule) -> PatternCondition:
-    assert isinstance(rule.condition, PatternCondition)
-    return rule.condition
-
-
-def _in(observed_on: str, low: date, high: date) -> bool:
-    day = PartialDate.parse(observed_on).as_date()
-    return day is not None and low <= day <= high
-
-
-async def _history(
-    results: _Results,
-    candidates: dict[str, set[SubjectKey]],
-    rules: dict[str, Rule],
-    collected_from: str | None = None,
-    collected_before: str | None = None,
-) -> dict[SubjectKey, list[StoredFinding]]:
-    """The candidate subjects' results of the tests their patterns read (one query)."""
-    wanted: set[TestKey] = set()
-    for rule_id, subjects in candidates.items():
-        tests = _condition(rules[rule_id]).needed_tests()
-        for study_id, subject_id in subjects:
-            wanted |= {(study_id, subject_id, domain.value, test) for domain, test in tests}
-    history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
-    if wanted:
-        found = await results.history(wanted, collected_from=collected_from, collected_before=collected_before)
-        for stored in found:
-            history[_subject_of(stored.finding)].append(stored)
-    return history
 
 
 # --- deadlines -----------------------------------------------------------------------------------------------

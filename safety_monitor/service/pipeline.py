@@ -19,13 +19,14 @@ from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, 
 from safety_monitor.domain.routing import Routing, fallback_routing
 from safety_monitor.domain.rules import RuleHit, Ruleset, ae_alert_key
 from safety_monitor.domain.subjects import Subject, apply_event
-from safety_monitor.service.evaluation import BasisRemoved, evaluate_batch
+from safety_monitor.service.evaluation import evaluate_batch
 from safety_monitor.service.findings import grade_findings
 from safety_monitor.service.notices import alert_context, report_context
 from safety_monitor.service.notifications import plan_notifications
 from safety_monitor.service.ports import AeKey, ResponseKey, SubjectKey, UnitOfWork
 from safety_monitor.service.publications import outcome_publications
 from safety_monitor.service.records import (
+    BasisRemoved,
     BatchOutcome,
     DeadLetter,
     InboundMessage,

@@ -158,6 +158,11 @@ class RuleHitRepository(Protocol):
         """Each alert's stored hit occurrences (the evidence it rests on); alerts without hits are left out."""
         ...
 
+    async def stamps(self, alert_keys: Iterable[str]) -> dict[str, dict[str, tuple[str, str]]]:
+        """Each alert's stored hit occurrences, each with the (ruleset hash, CTCAE version) it was found under;
+        alerts without hits are left out."""
+        ...
+
     async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
         """For each pattern alert key, remove its hits whose occurrence is not listed (the occurrences the
         results as they stand no longer show: a late result broke a run or excluded a Hy's law case); the

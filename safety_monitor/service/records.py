@@ -62,6 +62,15 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class BasisRemoved:
+    """An alert whose basis the current data no longer support (a pattern no longer found)."""
+
+    alert_key: str
+    msg_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredFinding:
     """A finding with the grades derived for it and the baseline result they were derived against."""
 

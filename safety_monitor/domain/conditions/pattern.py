@@ -41,9 +41,10 @@ Kinds, with the measurement that identifies each occurrence:
 
 `repeated` and `together` only grow with data (a new result never takes an occurrence away), so every occurrence
 found on part of the data is one of those found on all of it. A `hys_law` occurrence can be taken away by a late
-ALP >= 2 x ULN, and a `persistent` run can be split or lengthened backwards by a late result: the occurrences of
-these two kinds are always computed from the subject's whole history, and the hits stored for them are replaced
-by what the results as they stand show (service/evaluation.py).
+ALP >= 2 x ULN, and a `persistent` run can be split or lengthened backwards by a late result: for these two kinds
+the hits stored are replaced by what the results as they stand show. Only the occurrences from a `revision_mark`
+on can differ from the stored ones (the proof is with the method); those before it stand as stored
+(service/patterns.py).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from enum import StrEnum
 from itertools import groupby
 
 from safety_monitor.domain.conditions.finding import Comparison, ValueTest
+from safety_monitor.domain.dates import PartialDate
 from safety_monitor.domain.grading import Graded, GradeResult
 from safety_monitor.domain.messages import Finding, MessageType
 
@@ -134,6 +136,47 @@ class PatternCondition:
             return self.readings[2].applies(finding)
         return False
 
+    @property
+    def revisable(self) -> bool:
+        """Whether a late result can take an occurrence away (`hys_law`, `persistent`), not only add one."""
+        return self.pattern in (PatternKind.HYS_LAW, PatternKind.PERSISTENT)
+
+    @property
+    def lookback_days(self) -> int:
+        """Days of results before the earliest changed one that `revision_mark` reads first. For `hys_law` they
+        are all it needs; for `persistent` twice the run length usually holds a break, else the whole history
+        is read."""
+        assert self.revisable
+        return self.window_days if self.pattern is PatternKind.HYS_LAW else 2 * self.days
+
+    def revision_mark(self, findings: Iterable[GradedFinding], first_changed: date) -> Mark | None:
+        """The place in event time from which occurrences can differ once results collected on or after
+        `first_changed` are added or graded again; occurrences placed before it (`occurrence_mark`) stand as
+        stored. `findings` are the subject's results collected from `lookback_days` before `first_changed` on (at
+        least); None when they cannot show the mark, and then the whole history must be evaluated.
+
+        - `hys_law`: an occurrence rests on its bilirubin draw, the aminotransferase results of the `window_days`
+          before it and the ALP results in between. A result collected on day d can only change occurrences of
+          draws on days d to d + `window_days`; the mark is `first_changed` itself, and the occurrences from it on
+          need the results from `first_changed - window_days` on.
+        - `persistent`: a run ends at a draw that breaks it (none of its results meets the reading). A break
+          collected before `first_changed` is not changed, and neither is anything before it, so the runs it
+          ended and their occurrences stand; the runs after it begin after it, and all their draws are read.
+          The mark is the last break collected on a day before `first_changed`; without one among `findings` the
+          run may reach further back.
+        """
+        assert self.revisable
+        if self.pattern is PatternKind.HYS_LAW:
+            return (first_changed, "")
+        (reading,) = self.readings
+        mark: Mark | None = None
+        rows = _dated(f for f in findings if reading.applies(f[0]))
+        for draw in _measurements([r for r in rows if r[0] < first_changed]):
+            verdicts = [reading.holds(r[1]) for r in draw]
+            if True not in verdicts and False in verdicts:
+                mark = (draw[0][0], draw[0][1].collected_at.text)
+        return mark
+
     def needed_tests(self) -> frozenset[tuple[MessageType, str]]:
         """The (domain, test code) pairs whose results the pattern reads: load just these for a subject."""
         return frozenset((r.domain, t) for r in self.readings for t in r.tests)
@@ -152,6 +195,17 @@ class PatternCondition:
 
 
 _Dated = tuple[date, Finding, tuple[GradeResult, ...]]
+Mark = tuple[date, str]  # a measurement's place in event time: its collection date, then its date/time as sent
+
+
+def occurrence_mark(occurrence: str) -> Mark | None:
+    """The place in event time of an occurrence (its measurement's collection date/time as sent); None when it
+    has no full date (an occurrence always has one: its measurement was placed in time to be found)."""
+    try:
+        day = PartialDate.parse(occurrence).as_date()
+    except ValueError:
+        return None
+    return None if day is None else (day, occurrence)
 
 
 def _dated(findings: Iterable[GradedFinding]) -> list[_Dated]:

@@ -52,6 +52,15 @@ class SqlRuleHitRepository(SqlRepository):
                 found.setdefault(row.alert_key, set()).add(row.occurrence)
         return found
 
+    async def stamps(self, alert_keys: Iterable[str]) -> dict[str, dict[str, tuple[str, str]]]:
+        found: dict[str, dict[str, tuple[str, str]]] = {}
+        c = t.rule_hit.c
+        statement = select(c.alert_key, c.occurrence, c.ruleset_hash, c.ctcae_version)
+        for chunk in chunks(sorted(set(alert_keys))):
+            for row in await self.conn.execute(statement.where(c.alert_key.in_(chunk))):
+                found.setdefault(row.alert_key, {})[row.occurrence] = (row.ruleset_hash, row.ctcae_version)
+        return found
+
     async def retain(self, occurrences: Mapping[str, Collection[str]]) -> int:
         # Read the keys (the alert-key index serves it), delete only what is stale: usually nothing.
         stale: list[dict[str, Any]] = []
