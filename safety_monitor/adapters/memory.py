@@ -32,6 +32,7 @@ from safety_monitor.service.records import (
     Notice,
     Notification,
     NotificationGroup,
+    PendingGroup,
     Publication,
     StoredFinding,
 )
@@ -429,9 +430,29 @@ class _Notifications(_Repo):
                 state = replace(state, last_notified_at=known.last_notified_at, last_mail_id=known.last_mail_id)
             self.s.notification_log[key] = state
 
-    async def pending(self) -> list[Notification]:
-        found = [n for n in self.s.notifications.values() if n.state == "pending"]
+    async def pending(self, group_ids: Iterable[str] | None = None) -> list[Notification]:
+        wanted = None if group_ids is None else set(group_ids)
+        found = [
+            n
+            for n in self.s.notifications.values()
+            if n.state == "pending" and (wanted is None or n.group_id in wanted)
+        ]
         return sorted(found, key=lambda n: (n.created_at, n.notification_id))
+
+    async def pending_groups(self) -> list[PendingGroup]:
+        summary: dict[str, PendingGroup] = {}
+        for n in self.s.notifications.values():
+            if n.state != "pending":
+                continue
+            seen = summary.get(n.group_id)
+            summary[n.group_id] = (
+                PendingGroup(n.group_id, n.created_at, n.urgent, 1)
+                if seen is None
+                else PendingGroup(
+                    n.group_id, min(seen.earliest_pending, n.created_at), seen.urgent or n.urgent, seen.count + 1
+                )
+            )
+        return list(summary.values())
 
     async def groups(self, group_ids: Iterable[str]) -> dict[str, NotificationGroup]:
         return {g: self.s.notification_groups[g] for g in group_ids if g in self.s.notification_groups}
@@ -439,8 +460,12 @@ class _Notifications(_Repo):
     async def log(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AlertNotificationState]:
         return {k: self.s.notification_log[k] for k in keys if k in self.s.notification_log}
 
-    async def open_alerts(self) -> list[AlertNotificationState]:
-        return [e for _, e in sorted(self.s.notification_log.items()) if e.status == "open"]
+    async def open_alerts(
+        self, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> list[AlertNotificationState]:
+        entries = sorted(self.s.notification_log.items())
+        found = [e for k, e in entries if e.status == "open" and (after is None or k > after)]
+        return found if limit is None else found[:limit]
 
     async def mark_mailed(self, notification_ids: Sequence[str], mail_id: str, at: datetime) -> int:
         count = 0

@@ -242,20 +242,9 @@ class Inhibitions:
 
     @classmethod
     def index(cls, rules: Iterable[InhibitRule], open_alerts: Iterable[tuple[str, Labels]]) -> Inhibitions:
-        rules = tuple(rules)
-        alerts = list(open_alerts) if rules else []
-        indexes: list[dict[tuple[str, ...], tuple[str, ...]]] = []
-        for rule in rules:
-            index: dict[tuple[str, ...], tuple[str, ...]] = {}
-            for key, labels in alerts:
-                if not matches_all(rule.source, labels):
-                    continue
-                values = tuple(labels.get(name, "") for name in rule.equal)
-                found = index.get(values, ())
-                if len(found) < 2 and key not in found:
-                    index[values] = (*found, key)
-            indexes.append(index)
-        return cls(rules, tuple(indexes))
+        sources = InhibitionSources(tuple(rules))
+        sources.add(open_alerts)
+        return sources.build()
 
     def inhibiting(self, target: Labels, target_key: str) -> tuple[InhibitRule, str] | None:
         """(rule, source alert key) inhibiting `target`, if an open alert other than itself is a source for it."""
@@ -269,6 +258,37 @@ class Inhibitions:
 
 
 NO_INHIBITIONS = Inhibitions()
+
+
+@dataclass(slots=True)
+class InhibitionSources:
+    """Builds `Inhibitions` from open alerts fed in any number of chunks, in order, keeping only the index.
+
+    A delivery pass reads the open alerts a page at a time: only the alerts that match a rule's source matchers
+    are kept, as their key under the rule's `equal` values, so its memory follows the index, not the store. An
+    alert fed more than once (its log entry for each receiver) is a source under each entry's labels.
+    """
+
+    rules: tuple[InhibitRule, ...]
+    _indexes: tuple[dict[tuple[str, ...], tuple[str, ...]], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._indexes = tuple({} for _ in self.rules)
+
+    def add(self, open_alerts: Iterable[tuple[str, Labels]]) -> None:
+        if not self.rules:
+            return
+        for key, labels in open_alerts:
+            for rule, index in zip(self.rules, self._indexes, strict=True):
+                if not matches_all(rule.source, labels):
+                    continue
+                values = tuple(labels.get(name, "") for name in rule.equal)
+                found = index.get(values, ())
+                if len(found) < 2 and key not in found:
+                    index[values] = (*found, key)
+
+    def build(self) -> Inhibitions:
+        return Inhibitions(self.rules, self._indexes) if self.rules else NO_INHIBITIONS
 
 
 def group_due_at(

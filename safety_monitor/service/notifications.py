@@ -34,6 +34,7 @@ from safety_monitor.domain.notifications import (
 from safety_monitor.domain.routing import (
     NO_INHIBITIONS,
     Inhibitions,
+    InhibitionSources,
     Labels,
     Routing,
     alert_labels,
@@ -127,6 +128,41 @@ def _grade(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
+FLUSH_PAGE = 2_000  # pending notifications a delivery pass reads at once (a larger group is read alone)
+OPEN_ALERT_PAGE = 5_000  # open alerts read at once while indexing the inhibition sources
+
+
+def _pages(groups: Sequence[NotificationGroup], counts: dict[str, int]) -> list[list[NotificationGroup]]:
+    """Consecutive due groups whose pending notifications add up to at most `FLUSH_PAGE` (at least one group)."""
+    pages: list[list[NotificationGroup]] = []
+    page: list[NotificationGroup] = []
+    held = 0
+    for group in groups:
+        count = counts[group.group_id]
+        if page and held + count > FLUSH_PAGE:
+            pages.append(page)
+            page, held = [], 0
+        page.append(group)
+        held += count
+    if page:
+        pages.append(page)
+    return pages
+
+
+async def _inhibitions(store: UnitOfWorkFactory, routing: Routing) -> Inhibitions:
+    """The inhibit rules with their open sources, read a page of open alerts at a time: a notification's check then
+    costs one lookup per rule, and the pass holds the index, not every open alert."""
+    sources = InhibitionSources(routing.inhibit_rules)
+    after: tuple[str, str] | None = None
+    while True:
+        async with store() as uow:
+            entries = await uow.notifications.open_alerts(after, OPEN_ALERT_PAGE)
+        sources.add((entry.alert_key, entry.labels) for entry in entries)
+        if len(entries) < OPEN_ALERT_PAGE:
+            return sources.build()
+        after = (entries[-1].receiver, entries[-1].alert_key)
+
+
 async def flush_due(
     store: UnitOfWorkFactory, routing: Routing | None, now: datetime, *, ignore_waits: bool = False
 ) -> FlushReport:
@@ -136,39 +172,50 @@ async def flush_due(
     worse than an unsilenced one). Timing and addresses come from each group as the pipeline stored it, so a
     group keeps working if its receiver disappears from a reloaded routing file. `ignore_waits` emails every
     group with pending notifications now (the demo, which compresses months into seconds).
+
+    Which groups are due is decided from a summary of each group (no notification read); the notifications
+    and log entries are then read a page of groups at a time (`FLUSH_PAGE` notifications), so a pass holds a
+    page, not the backlog.
     """
     report = FlushReport()
     async with store() as uow:
-        pending = await uow.notifications.pending()
-        if not pending:
+        summaries = await uow.notifications.pending_groups()
+        if not summaries:
             return report
-        groups = await uow.notifications.groups({n.group_id for n in pending})
-        entries = await uow.notifications.log({(n.receiver, n.alert_key) for n in pending})
-        sources = await uow.notifications.open_alerts() if routing is not None and routing.inhibit_rules else []
-    by_group: dict[str, list[Notification]] = defaultdict(list)
-    for notification in pending:
-        by_group[notification.group_id].append(notification)
+        groups = await uow.notifications.groups({s.group_id for s in summaries})
     inhibitions = NO_INHIBITIONS
-    if sources and routing is not None:
-        # Indexed once for the whole pass: a notification's check costs one lookup per inhibit rule.
-        open_alerts: dict[str, Labels] = {entry.alert_key: entry.labels for entry in sources}
-        inhibitions = Inhibitions.index(routing.inhibit_rules, open_alerts.items())
-    for group_id, items in by_group.items():
-        group = groups.get(group_id)
+    if routing is not None and routing.inhibit_rules:
+        inhibitions = await _inhibitions(store, routing)
+    due_groups: list[NotificationGroup] = []
+    counts: dict[str, int] = {}
+    for summary in sorted(summaries, key=lambda s: (s.earliest_pending, s.group_id)):
+        group = groups.get(summary.group_id)
         if group is None:  # cannot happen (written together); never drop silently: send to nobody is worse
-            log.error("notification group missing group=%s notifications=%d", group_id, len(items))
+            log.error("notification group missing group=%s notifications=%d", summary.group_id, summary.count)
             continue
         due = group_due_at(
-            earliest_pending=min(n.created_at for n in items),
+            earliest_pending=summary.earliest_pending,
             last_flush_at=group.last_flush_at,
             timing=group.timing,
-            urgent=any(n.urgent for n in items),
+            urgent=summary.urgent,
         )
         if due > now and not ignore_waits:
-            report.waiting += len(items)
+            report.waiting += summary.count
             report.next_due_at = due if report.next_due_at is None else min(report.next_due_at, due)
             continue
-        await _flush_group(store, routing, group, items, entries, inhibitions, now, report)
+        due_groups.append(group)
+        counts[group.group_id] = summary.count
+    for page in _pages(due_groups, counts):
+        async with store() as uow:
+            pending = await uow.notifications.pending({g.group_id for g in page})
+            entries = await uow.notifications.log({(n.receiver, n.alert_key) for n in pending})
+        by_group: dict[str, list[Notification]] = defaultdict(list)
+        for notification in pending:
+            by_group[notification.group_id].append(notification)
+        for group in page:
+            items = by_group.get(group.group_id)
+            if items:  # none left: a concurrent flush emailed the group since the summary was read
+                await _flush_group(store, routing, group, items, entries, inhibitions, now, report)
     return report
 
 

@@ -28,6 +28,7 @@ from safety_monitor.service.records import (
     Notice,
     Notification,
     NotificationGroup,
+    PendingGroup,
     Publication,
     StoredFinding,
 )
@@ -235,12 +236,22 @@ class NotificationRepository(Protocol):
         """Record each alert's latest status, grade, labels and group per receiver; keeps what was sent."""
         ...
 
-    async def pending(self) -> list[Notification]: ...
+    async def pending(self, group_ids: Iterable[str] | None = None) -> list[Notification]:
+        """Pending notifications (of `group_ids` only, when given), oldest first."""
+        ...
+
+    async def pending_groups(self) -> list[PendingGroup]:
+        """Every group with a pending notification, summed up (one aggregate query; no notification is read)."""
+        ...
+
     async def groups(self, group_ids: Iterable[str]) -> dict[str, NotificationGroup]: ...
     async def log(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AlertNotificationState]: ...
 
-    async def open_alerts(self) -> list[AlertNotificationState]:
-        """Log entries of alerts that are open (for repeats and as inhibition sources)."""
+    async def open_alerts(
+        self, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> list[AlertNotificationState]:
+        """Log entries of alerts that are open (for repeats and as inhibition sources), by (receiver, alert key):
+        the first `limit` after the entry `after` (a page), or all of them."""
         ...
 
     async def mark_mailed(self, notification_ids: Sequence[str], mail_id: str, at: datetime) -> int:

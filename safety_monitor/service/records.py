@@ -133,6 +133,17 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingGroup:
+    """What a group holds pending, summed up without reading the notifications: when the first of them was
+    written, whether any is urgent, how many there are. A delivery pass decides from it which groups are due."""
+
+    group_id: str
+    earliest_pending: datetime
+    urgent: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class NotificationGroup:
     """A receiver's group of one route (by its group_by labels): its timing, addresses and last email."""
 

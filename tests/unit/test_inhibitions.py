@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety_monitor.domain.routing import Inhibitions, InhibitRule, Labels, Matcher, MatchOp, matches_all
+from safety_monitor.domain.routing import (
+    Inhibitions,
+    InhibitionSources,
+    InhibitRule,
+    Labels,
+    Matcher,
+    MatchOp,
+    matches_all,
+)
 
 # Few names and values, so that sources, targets and equal labels collide often; "" is a value too (a label
 # present but empty reads like a missing one).
@@ -71,3 +79,26 @@ def test_the_first_rule_and_the_first_source_in_order_win() -> None:
     assert index.inhibiting({"subject_id": "S1"}, "self") == (death, "b")  # itself skipped, then file order
     assert index.inhibiting({"subject_id": "S2"}, "self") is None
     assert Inhibitions.index([any_high], sources).inhibiting({"subject_id": "S1"}, "c") is None  # only itself
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(rule_st, max_size=3),
+    open_alerts=open_alerts_st,
+    page=st.integers(min_value=1, max_value=4),
+    target=labels_st,
+    target_key=st.sampled_from(("k1", "k2", "other")),
+)
+def test_sources_fed_a_page_at_a_time_answer_as_all_at_once(
+    rules: list[InhibitRule],
+    open_alerts: list[tuple[str, dict[str, str]]],
+    page: int,
+    target: dict[str, str],
+    target_key: str,
+) -> None:
+    sources = InhibitionSources(tuple(rules))
+    for start in range(0, len(open_alerts), page):
+        sources.add(open_alerts[start : start + page])
+    paged = sources.build()
+    assert paged.inhibiting(target, target_key) == plain_rule(rules, target, target_key, open_alerts)
+    assert paged == Inhibitions.index(rules, open_alerts)

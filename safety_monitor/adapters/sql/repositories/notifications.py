@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.adapters.sql.repositories.base import SqlRepository, chunks
@@ -15,6 +15,7 @@ from safety_monitor.service.records import (
     AlertNotificationState,
     Notification,
     NotificationGroup,
+    PendingGroup,
 )
 
 
@@ -135,10 +136,28 @@ class SqlNotificationRepository(SqlRepository):
         statement = statement.on_conflict_do_update(index_elements=["receiver", "alert_key"], set_=changing)
         await self._write_many(("track",), statement, t.notification_log, rows)
 
-    async def pending(self) -> list[Notification]:
+    async def pending(self, group_ids: Iterable[str] | None = None) -> list[Notification]:
         c = t.notification.c
-        query = select(t.notification).where(c.state == "pending").order_by(c.created_at, c.notification_id)
-        return [_notification(row) for row in await self.conn.execute(query)]
+        if group_ids is None:
+            query = select(t.notification).where(c.state == "pending").order_by(c.created_at, c.notification_id)
+            return [_notification(row) for row in await self.conn.execute(query)]
+        found: list[Notification] = []
+        for chunk in chunks(sorted(set(group_ids))):
+            # Through the index on group_id: the state is compared as an expression for the reason given in
+            # mark_mailed (the index on state would read every pending notification for each page of groups).
+            query = select(t.notification).where(c.group_id.in_(chunk), (c.state + "") == "pending")
+            found.extend(_notification(row) for row in await self.conn.execute(query))
+        return sorted(found, key=lambda n: (n.created_at, n.notification_id))
+
+    async def pending_groups(self) -> list[PendingGroup]:
+        c = t.notification.c
+        query = (
+            select(c.group_id, func.min(c.created_at), func.max(case((c.urgent, 1), else_=0)), func.count())
+            .where(c.state == "pending")
+            .group_by(c.group_id)
+        )
+        rows = (await self.conn.execute(query)).all()
+        return [PendingGroup(str(g), earliest, bool(urgent), int(n)) for g, earliest, urgent, n in rows]
 
     async def groups(self, group_ids: Iterable[str]) -> dict[str, NotificationGroup]:
         found: dict[str, NotificationGroup] = {}
@@ -159,9 +178,16 @@ class SqlNotificationRepository(SqlRepository):
                     found[(row.receiver, row.alert_key)] = _log_entry(row)
         return found
 
-    async def open_alerts(self) -> list[AlertNotificationState]:
+    async def open_alerts(
+        self, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> list[AlertNotificationState]:
         c = t.notification_log.c
         query = select(t.notification_log).where(c.status == "open").order_by(c.receiver, c.alert_key)
+        if after is not None:  # keyset paging on the primary key (receiver, alert_key)
+            receiver, alert_key = after
+            query = query.where(or_(c.receiver > receiver, and_(c.receiver == receiver, c.alert_key > alert_key)))
+        if limit is not None:
+            query = query.limit(limit)
         return [_log_entry(row) for row in await self.conn.execute(query)]
 
     async def mark_mailed(self, notification_ids: Sequence[str], mail_id: str, at: datetime) -> int:
