@@ -27,7 +27,7 @@ OPS: Mapping[str, Callable[[float, float], bool]] = {
 }
 REFERENCES: tuple[Reference, ...] = ("lln", "uln", "baseline")
 INPUTS: tuple[Input, ...] = ("value", "lln", "uln", "baseline", "baseline_high", "result_text")
-_REF_LABEL = {"lln": "LLN", "uln": "ULN", "baseline": "baseline"}
+REFERENCE_LABELS = {"lln": "LLN", "uln": "ULN", "baseline": "baseline"}
 _REF_INDEX = {"lln": 0, "uln": 1, "baseline": 2}
 
 # LBNRIND / BNRIND values that mean "above the normal range" (admiral's high_indicator).
@@ -64,7 +64,7 @@ class Threshold:
     def describe(self) -> str:
         if self.of is None:
             return f"{self.op} {self.value:g}"
-        ref = _REF_LABEL[self.of]
+        ref = REFERENCE_LABELS[self.of]
         limit = ref if self.factor == 1 else f"{self.factor:g} x {ref}"
         if self.plus:
             limit = f"{limit} + {self.plus:g}"
@@ -190,12 +190,12 @@ class CriteriaSet:
 # agreeing to `precision_decimals` places compare as equal, so a value exactly at a cut point (ALT exactly
 # 3 x ULN, whatever the binary error of 3 * ULN) grades as CTCAE says. Tuples and one expression keep the
 # walk cheap: the batch command grades hundreds of thousands of records a second through it.
-_Cond = tuple[float, float, float | None, int, float, float]
-_Compiled = tuple[int, float, float, float | None, int, float, float, bool, bool, str, tuple[_Cond, ...]]
+ThresholdTerms = tuple[float, float, float | None, int, float, float]
+_Compiled = tuple[int, float, float, float | None, int, float, float, bool, bool, str, tuple[ThresholdTerms, ...]]
 _SIGN_STRICT = {">": (1.0, True), ">=": (1.0, False), "<": (-1.0, True), "<=": (-1.0, False)}
 
 
-def _cond(threshold: Threshold, digits: int) -> _Cond:
+def threshold_terms(threshold: Threshold, digits: int) -> ThresholdTerms:
     sign, strict = _SIGN_STRICT[threshold.op]
     half_unit = 0.5 * 10.0**-digits
     slack = half_unit if strict else -half_unit
@@ -206,8 +206,8 @@ def _cond(threshold: Threshold, digits: int) -> _Cond:
 def _compile(rules: tuple[GradeRule, ...], digits: int) -> tuple[_Compiled, ...]:
     compiled: list[_Compiled] = []
     for rule in rules:
-        sign, slack, absolute, ref, factor, plus = _cond(rule.threshold, digits)
-        also = tuple(_cond(t, digits) for t in rule.also)
+        sign, slack, absolute, ref, factor, plus = threshold_terms(rule.threshold, digits)
+        also = tuple(threshold_terms(t, digits) for t in rule.also)
         skip = rule.when_missing is MissingInput.SKIP
         compiled.append(
             (
@@ -316,7 +316,7 @@ def evaluate(
     refs = (lln, uln, baseline)
     for index in criterion._required_refs:
         if refs[index] is None:
-            return -1, False, f"{_REF_LABEL[REFERENCES[index]]} missing: needed to grade {term}"
+            return -1, False, f"{REFERENCE_LABELS[REFERENCES[index]]} missing: needed to grade {term}"
     rules = criterion._compiled
     note = ""
     provisional = False
@@ -334,7 +334,7 @@ def evaluate(
     grade, clause, missing = _walk(rules, value, refs)
     if grade < 0:
         assert clause is not None
-        return -1, False, f"{_REF_LABEL[REFERENCES[missing]]} missing: needed for grade {clause[0]} of {term}"
+        return -1, False, f"{REFERENCE_LABELS[REFERENCES[missing]]} missing: needed for grade {clause[0]} of {term}"
     if grade == 0:
         return 0, False, ""
     if clause is not None and clause[8]:
