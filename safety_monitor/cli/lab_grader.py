@@ -13,14 +13,16 @@ from safety_monitor.domain.ctcae import (
     CriteriaSet,
     Criterion,
     corrected_calcium,
-    evaluate,
     grade_ordinal,
     is_baseline_high,
     unit_key,
 )
+from safety_monitor.domain.ctcae_walk import Outcome, WalkFunction, compile_walk
 from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import MessageType
 from safety_monitor.domain.plausibility import TypoScreen, typo_screen
+
+SideResult = tuple[str, str, int]  # (the side's cells "ATOXDSCx,ATOXGRx", its note or "", grade or -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ class Side:
     numeric: Criterion | None  # None: `refused` says why this unit or specimen cannot be graded
     refused: str
     ordinal: Criterion | None  # semi-quantitative scale (urine dipstick), graded from LBSTRESC
+    walk: WalkFunction | None = None  # `numeric` compiled: the index into `results` for a numeric result
+    results: tuple[SideResult, ...] = ()  # every outcome of `numeric`, as side_result() writes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,27 @@ _FT4_NOTE = "FT4 below LLN in the same draw: consider Hypothyroidism (CTCAE navi
 _UNCORRECTED_NOTE = "total calcium graded uncorrected (no albumin of the same draw in a pairing unit)"
 
 
+def side_result(term: str, cell: str, outcome: Outcome) -> SideResult:
+    """What one side writes for an outcome of the walk (ctcae.evaluate's (grade, provisional, note))."""
+    grade, provisional, text = outcome
+    if grade < 0:
+        return cell + ",", f"{term}: cannot grade: {text}", grade
+    if provisional:
+        note = f"{term} grade {grade} provisional: {text}"
+    elif text:
+        note = f"{term}: {text}"
+    else:
+        note = ""
+    return cell + "," + _GRADE_TEXT[grade], note, grade
+
+
+def _numeric_side(term: str, criterion: Criterion, ordinal: Criterion | None) -> Side:
+    cell = csv_cell(term)
+    compiled = compile_walk(criterion)
+    results = tuple(side_result(term, cell, outcome) for outcome in compiled.outcomes)
+    return Side(term, cell, criterion, "", ordinal, compiled.walk, results)
+
+
 def plan_for(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str = "") -> Plan | None:
     test = raw_test.strip().upper()
     terms = criteria.test_codes.get(test)
@@ -77,7 +102,7 @@ def plan_for(criteria: CriteriaSet, raw_test: str, raw_unit: str, spec: str = ""
             selected = criteria.select(term, unit)
             ordinal = criteria.ordinal_for(term)
             if isinstance(selected, Criterion):
-                sides.append(Side(term, csv_cell(term), selected, "", ordinal))
+                sides.append(_numeric_side(term, selected, ordinal))
             else:
                 sides.append(Side(term, csv_cell(term), None, selected.reason, ordinal))
     low, high = sides
@@ -107,26 +132,16 @@ def row_grader(cols: LabColumns, ctx: Context, source: RecordSource) -> Callable
     baselines, albumin_of, ft4_low, urine_24h_days = ctx.baselines, ctx.albumin, ctx.ft4_low, ctx.urine_24h_days
 
     def side_cells(
-        side: Side | None,
+        side: Side,
         plan: Plan,
         row: list[str],
         value: float | None,
-        lln: float | None,
-        uln: float | None,
-        base: float | None,
-        base_high: bool | None,
         subject: str,
         dtc: str,
         notes: list[str],
     ) -> str:
-        """`ATOXDSCx,ATOXGRx` for one side, notes appended to `notes`."""
-        if side is None:
-            return ","
-        term = side.term
-        criterion = side.numeric
-        if value is not None and criterion is not None:
-            grade, provisional, text = evaluate(criterion, value, lln, uln, base, base_high)
-        elif value is None and side.ordinal is not None and ti >= 0 and row[ti].strip():
+        """`ATOXDSCx,ATOXGRx` for one side not graded by its compiled walk, notes appended to `notes`."""
+        if value is None and side.ordinal is not None and ti >= 0 and row[ti].strip():
             # Semi-quantitative result (urine dipstick "2+") in LBSTRESC.
             if (subject, dtc[:10]) in urine_24h_days:
                 grade, provisional, text = -1, False, SUPERSEDED_BY_24H
@@ -136,20 +151,16 @@ def row_grader(cols: LabColumns, ctx: Context, source: RecordSource) -> Callable
                     grade, provisional, text = result.grade, result.provisional, result.note
                 else:
                     grade, provisional, text = -1, False, result.reason
-        elif criterion is None:
+        elif side.numeric is None:
             grade, provisional, text = -1, False, side.refused
         else:
             grade, provisional, text = -1, False, "no numeric result"
-        if grade < 0:
-            notes.append(f"{term}: cannot grade: {text}")
-            return side.cell + ","
-        if provisional:
-            notes.append(f"{term} grade {grade} provisional: {text}")
-        elif text:
-            notes.append(f"{term}: {text}")
+        cells, note, grade = side_result(side.term, side.cell, (grade, provisional, text))
+        if note:
+            notes.append(note)
         if plan.tsh and grade >= 1 and (subject, dtc) in ft4_low:
             notes.append(_FT4_NOTE)
-        return side.cell + "," + _GRADE_TEXT[grade]
+        return cells
 
     def grade_row(row: list[str], number: int, plan: Plan) -> str:
         raw_value, raw_lln, raw_uln = row[vi], row[li], row[hi]
@@ -196,8 +207,29 @@ def row_grader(cols: LabColumns, ctx: Context, source: RecordSource) -> Callable
             else:
                 notes.append(f"albumin-corrected calcium {corrected:.4g} graded (total {value:g})")
                 value = corrected
-        low = side_cells(plan.low, plan, row, value, lln, uln, base, base_high, subject, dtc, notes)
-        high = side_cells(plan.high, plan, row, value, lln, uln, base, base_high, subject, dtc, notes)
+        # Each side: its compiled walk gives the index of a result whose cells and note are already written.
+        side = plan.low
+        if side is None:
+            low = ","
+        elif value is not None and side.walk is not None:
+            low, note, grade = side.results[side.walk(value, lln, uln, base, base_high)]
+            if note:
+                notes.append(note)
+            if grade >= 1 and plan.tsh and (subject, dtc) in ft4_low:
+                notes.append(_FT4_NOTE)
+        else:
+            low = side_cells(side, plan, row, value, subject, dtc, notes)
+        side = plan.high
+        if side is None:
+            high = ","
+        elif value is not None and side.walk is not None:
+            high, note, grade = side.results[side.walk(value, lln, uln, base, base_high)]
+            if note:
+                notes.append(note)
+            if grade >= 1 and plan.tsh and (subject, dtc) in ft4_low:
+                notes.append(_FT4_NOTE)
+        else:
+            high = side_cells(side, plan, row, value, subject, dtc, notes)
         if not notes:
             return f",{low},{high},\n"
         return f",{low},{high},{csv_cell(' | '.join(notes))}\n"
