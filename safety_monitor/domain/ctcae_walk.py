@@ -31,8 +31,9 @@ class CompiledWalk:
 
     Every outcome `evaluate` can give for the criterion is known in advance, notes included, so the function
     only compares: the clause walk is unrolled into straight-line code with each clause's constants in place
-    (no tuples unpacked, no loop, no string built per record). It makes the same float operations in the same
-    order as the interpreter, so it gives the same outcome for every input, NaN and infinities included."""
+    (no tuples unpacked, no loop, no string built per record). It makes the interpreter's float operations in
+    its order, less multiplications by 1 and additions of 0 (see _holds), so it gives the same outcome for every
+    input, NaN and infinities included (tests/unit/test_ctcae_walk.py checks it against the interpreter)."""
 
     walk: WalkFunction
     outcomes: tuple[Outcome, ...]
