@@ -299,38 +299,55 @@ def _reminder_context(alert: Alert, labels: Labels, now: datetime) -> dict[str, 
 
 
 async def plan_repeats(store: UnitOfWorkFactory, now: datetime) -> int:
-    """Write a reminder for every open alert a receiver last heard of `repeat_interval` ago (idempotent)."""
+    """Write a reminder for every open alert a receiver last heard of `repeat_interval` ago (idempotent).
+
+    The open alerts are walked `OPEN_ALERT_PAGE` at a time, each page with its groups and their pending
+    notifications, so a run holds a page, not every open alert of the trial."""
+    written = 0
+    after: tuple[str, str] | None = None
     async with store() as uow:
-        entries = await uow.notifications.open_alerts()
-        groups = await uow.notifications.groups({e.group_id for e in entries})
-        waiting = {(n.receiver, n.alert_key) for n in await uow.notifications.pending()}
-        due = [
-            e
-            for e in entries
-            if e.group_id in groups
-            and (e.receiver, e.alert_key) not in waiting
-            and repeat_due(e.last_notified_at, groups[e.group_id].timing.repeat_interval, now)
-        ]
-        if not due:
-            return 0
-        alerts = await uow.alerts.get({e.alert_key for e in due})
-        reminders = []
-        for entry in due:
-            alert = alerts.get(entry.alert_key)
-            if alert is None or entry.last_notified_at is None:
-                continue
-            reminders.append(
-                Notification(
-                    notification_id=repeat_id(entry.receiver, entry.alert_key, entry.last_notified_at),
-                    receiver=entry.receiver,
-                    group_id=entry.group_id,
-                    alert_key=entry.alert_key,
-                    kind=REPEAT,
-                    urgent=False,
-                    context=_reminder_context(alert, entry.labels, now),
-                    created_at=now,
-                )
-            )
-        await uow.notifications.add(reminders)
+        while True:
+            entries = await uow.notifications.open_alerts(after, OPEN_ALERT_PAGE)
+            if not entries:
+                break
+            after = (entries[-1].receiver, entries[-1].alert_key)
+            written += await _remind(uow, entries, now)
+            if len(entries) < OPEN_ALERT_PAGE:
+                break
         await uow.commit()
+    return written
+
+
+async def _remind(uow: UnitOfWork, entries: Sequence[AlertNotificationState], now: datetime) -> int:
+    """The reminders due for one page of open alerts' log entries, written; returns how many."""
+    groups = await uow.notifications.groups({e.group_id for e in entries})
+    waiting = {(n.receiver, n.alert_key) for n in await uow.notifications.pending(groups)}
+    due = [
+        e
+        for e in entries
+        if e.group_id in groups
+        and (e.receiver, e.alert_key) not in waiting
+        and repeat_due(e.last_notified_at, groups[e.group_id].timing.repeat_interval, now)
+    ]
+    if not due:
+        return 0
+    alerts = await uow.alerts.get({e.alert_key for e in due})
+    reminders = []
+    for entry in due:
+        alert = alerts.get(entry.alert_key)
+        if alert is None or entry.last_notified_at is None:
+            continue
+        reminders.append(
+            Notification(
+                notification_id=repeat_id(entry.receiver, entry.alert_key, entry.last_notified_at),
+                receiver=entry.receiver,
+                group_id=entry.group_id,
+                alert_key=entry.alert_key,
+                kind=REPEAT,
+                urgent=False,
+                context=_reminder_context(alert, entry.labels, now),
+                created_at=now,
+            )
+        )
+    await uow.notifications.add(reminders)
     return len(reminders)

@@ -11,10 +11,10 @@ import pytest
 
 from safety_monitor.domain.alerts import ChangeKind
 from safety_monitor.service import notifications as notifications_service
-from safety_monitor.service.notifications import flush_due
+from safety_monitor.service.notifications import flush_due, plan_repeats
 from safety_monitor.service.ports import UnitOfWorkFactory
 from safety_monitor.service.records import Notification
-from tests.integration.test_routing_delivery import T0, ListMailer, M, alert, change, deliver, load, plan
+from tests.integration.test_routing_delivery import T0, H, ListMailer, M, alert, change, deliver, load, plan
 
 SUBJECTS = 11  # two notifications each; a page of 4 notifications: five pages of two groups and one of one
 
@@ -132,3 +132,16 @@ async def test_inhibition_sources_read_a_page_at_a_time_still_hold_their_targets
     async with store() as uow:
         (held,) = await uow.notifications.pending()
     assert held.held_by is not None and held.held_by.startswith("inhibited by death-holds-lesser-alerts")
+
+
+async def test_reminders_walk_the_open_alerts_a_page_at_a_time_once_each(
+    store: UnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notifications_service, "OPEN_ALERT_PAGE", 2)
+    routing, mailer = load(), ListMailer()
+    await plan(store, routing, *(change(alert("hemoptysis", subject=f"S{n}")) for n in range(5)))
+    await deliver(store, mailer, routing, T0 + 2 * M)
+    async with store() as uow:
+        assert len(await uow.notifications.open_alerts()) == 5  # three pages of two
+    assert await plan_repeats(store, T0 + 2 * M + 24 * H) == 5
+    assert await plan_repeats(store, T0 + 2 * M + 24 * H + M) == 0  # a re-run writes nothing new
