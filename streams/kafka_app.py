@@ -174,11 +174,7 @@ class KafkaRuntime:
     async def run_scheduler(self) -> None:
         # SIGHUP (`safety-monitor rules reload`) reloads rules and routing together; a broken reload keeps both.
         install_sighup_reload(self.core.configuration_holder(), self.core.clock)
-        stop = asyncio.Event()
-        try:
-            await self.scheduler.run(stop)
-        finally:
-            stop.set()
+        await self.scheduler.run_until_cancelled()  # a stop lets the delivery pass in flight finish
 
     async def health(self) -> dict[str, Any]:
         consumer, monitor = self.app.consumer, self.app.monitor

@@ -94,6 +94,25 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll.total_seconds())
 
+    async def run_until_cancelled(self, drain: timedelta = timedelta(seconds=10)) -> None:
+        """`run` for a host that stops its tasks by cancelling them (Faust's `app.task` on SIGTERM).
+
+        A cancellation lets the pass in flight finish, for up to `drain`, before it goes on: cancelled between
+        the SMTP server's acceptance of an email and the commit that marks it sent, the pass would leave that
+        email to the next worker, which sends it a second time once the lease runs out."""
+        stop = asyncio.Event()
+        loop = asyncio.create_task(self.run(stop))
+        try:
+            await asyncio.shield(loop)
+        except asyncio.CancelledError:
+            stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(loop), timeout=drain.total_seconds())
+            except TimeoutError:
+                log.error("scheduler pass still running after %s at stop holder=%s", drain, self.holder)
+                loop.cancel()
+            raise
+
     async def states(self) -> list[LeaseState]:
         async with self.store() as uow:
             return await uow.leases.states()

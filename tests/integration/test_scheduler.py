@@ -109,3 +109,47 @@ async def test_the_loop_runs_beside_other_work() -> None:
     async with running(scheduler):
         await asyncio.sleep(0.3)
     assert len(calls) >= 2
+
+
+async def test_a_cancelled_scheduler_lets_the_pass_in_flight_finish_and_complete_its_lease(
+    store: UnitOfWorkFactory,
+) -> None:
+    started, finished = asyncio.Event(), []
+
+    async def run(now: datetime) -> object:
+        started.set()
+        await asyncio.sleep(0.2)  # an email accepted by the server, its mark-sent still to commit
+        finished.append(now)
+        return None
+
+    job = ScheduledJob("outbox-delivery", timedelta(minutes=1), run, lease=timedelta(minutes=5))
+    scheduler = Scheduler(store, FixedClock(T0), [job], holder="w1")
+    task = asyncio.create_task(scheduler.run_until_cancelled())
+    await asyncio.wait_for(started.wait(), timeout=5)
+    task.cancel()  # as Faust stops its tasks on SIGTERM
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == [T0]
+    (lease,) = await scheduler.states()
+    assert lease.done_at is not None  # the slot is done: no other worker runs it again
+
+
+async def test_a_pass_that_outlives_the_drain_is_cancelled_and_its_lease_left_to_expire(
+    store: UnitOfWorkFactory,
+) -> None:
+    started = asyncio.Event()
+
+    async def run(now: datetime) -> object:
+        started.set()
+        await asyncio.sleep(60)
+        return None
+
+    job = ScheduledJob("outbox-delivery", timedelta(minutes=1), run, lease=timedelta(minutes=5))
+    scheduler = Scheduler(store, FixedClock(T0), [job], holder="w1")
+    task = asyncio.create_task(scheduler.run_until_cancelled(drain=timedelta(seconds=0.1)))
+    await asyncio.wait_for(started.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+    (lease,) = await scheduler.states()
+    assert lease.done_at is None  # another worker takes the slot over once the lease runs out
