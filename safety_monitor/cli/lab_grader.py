@@ -162,6 +162,29 @@ def row_grader(cols: LabColumns, ctx: Context, source: RecordSource) -> Callable
             notes.append(_FT4_NOTE)
         return cells
 
+    def cells_of(
+        side: Side,
+        plan: Plan,
+        row: list[str],
+        value: float | None,
+        lln: float | None,
+        uln: float | None,
+        base: float | None,
+        base_high: bool | None,
+        dtc: str,
+        notes: list[str],
+    ) -> str:
+        """`ATOXDSCx,ATOXGRx` for one side: its compiled walk gives the index of a result whose cells and note
+        are already written; a side without one (ordinal results, refused units, no value) takes the long way."""
+        if value is not None and side.walk is not None:
+            cells, note, grade = side.results[side.walk(value, lln, uln, base, base_high)]
+            if note:
+                notes.append(note)
+            if grade >= 1 and plan.tsh and (row[si], dtc) in ft4_low:
+                notes.append(_FT4_NOTE)
+            return cells
+        return side_cells(side, plan, row, value, row[si], dtc, notes)
+
     def grade_row(row: list[str], number: int, plan: Plan) -> str:
         raw_value, raw_lln, raw_uln = row[vi], row[li], row[hi]
         try:
@@ -207,29 +230,10 @@ def row_grader(cols: LabColumns, ctx: Context, source: RecordSource) -> Callable
             else:
                 notes.append(f"albumin-corrected calcium {corrected:.4g} graded (total {value:g})")
                 value = corrected
-        # Each side: its compiled walk gives the index of a result whose cells and note are already written.
-        side = plan.low
-        if side is None:
-            low = ","
-        elif value is not None and side.walk is not None:
-            low, note, grade = side.results[side.walk(value, lln, uln, base, base_high)]
-            if note:
-                notes.append(note)
-            if grade >= 1 and plan.tsh and (subject, dtc) in ft4_low:
-                notes.append(_FT4_NOTE)
-        else:
-            low = side_cells(side, plan, row, value, subject, dtc, notes)
-        side = plan.high
-        if side is None:
-            high = ","
-        elif value is not None and side.walk is not None:
-            high, note, grade = side.results[side.walk(value, lln, uln, base, base_high)]
-            if note:
-                notes.append(note)
-            if grade >= 1 and plan.tsh and (subject, dtc) in ft4_low:
-                notes.append(_FT4_NOTE)
-        else:
-            high = side_cells(side, plan, row, value, subject, dtc, notes)
+        low = "," if plan.low is None else cells_of(plan.low, plan, row, value, lln, uln, base, base_high, dtc, notes)
+        high = (
+            "," if plan.high is None else cells_of(plan.high, plan, row, value, lln, uln, base, base_high, dtc, notes)
+        )
         if not notes:
             return f",{low},{high},\n"
         return f",{low},{high},{csv_cell(' | '.join(notes))}\n"

@@ -46,22 +46,27 @@ def _cut_points(criterion: Criterion, refs: tuple[float | None, float | None, fl
     return points or [0.0]
 
 
-@pytest.mark.parametrize("criterion", NUMERIC, ids=lambda c: f"{c.term} ({c.unit_system})")
-@settings(max_examples=150, deadline=None)
-@given(data=st.data(), lln=_REFERENCE, uln=_REFERENCE, baseline=_REFERENCE, baseline_high=_BASELINE_HIGH)
-def test_every_v5_criterion_walks_as_the_interpreter(
-    criterion: Criterion,
-    data: st.DataObject,
-    lln: float | None,
-    uln: float | None,
-    baseline: float | None,
-    baseline_high: bool | None,
-) -> None:
-    refs = (lln, uln, baseline)
-    value = data.draw(st.one_of(_ANY_FLOAT, st.sampled_from(_cut_points(criterion, refs))))
+# (lln, uln, baseline, baseline_high): the references a record brings, any of them missing
+_REFERENCES = st.tuples(_REFERENCE, _REFERENCE, _REFERENCE, _BASELINE_HIGH)
+References = tuple[float | None, float | None, float | None, bool | None]
+
+
+def _walks_as_the_interpreter(criterion: Criterion, data: st.DataObject, references: References) -> None:
+    """The compiled walk gives what `evaluate` gives, for any value or one drawn at and around a cut-off."""
+    lln, uln, baseline, baseline_high = references
+    value = data.draw(st.one_of(_ANY_FLOAT, st.sampled_from(_cut_points(criterion, (lln, uln, baseline)))))
     compiled = compile_walk(criterion)
     expected = evaluate(criterion, value, lln, uln, baseline, baseline_high)
     assert compiled.evaluate(value, lln, uln, baseline, baseline_high) == expected, compiled.source
+
+
+@pytest.mark.parametrize("criterion", NUMERIC, ids=lambda c: f"{c.term} ({c.unit_system})")
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), references=_REFERENCES)
+def test_every_v5_criterion_walks_as_the_interpreter(
+    criterion: Criterion, data: st.DataObject, references: References
+) -> None:
+    _walks_as_the_interpreter(criterion, data, references)
 
 
 _THRESHOLD = st.builds(
@@ -102,28 +107,12 @@ def _criteria(draw: st.DrawFn) -> Criterion:
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    criterion=_criteria(),
-    data=st.data(),
-    lln=_REFERENCE,
-    uln=_REFERENCE,
-    baseline=_REFERENCE,
-    baseline_high=_BASELINE_HIGH,
-)
+@given(criterion=_criteria(), data=st.data(), references=_REFERENCES)
 def test_any_criterion_walks_as_the_interpreter(
-    criterion: Criterion,
-    data: st.DataObject,
-    lln: float | None,
-    uln: float | None,
-    baseline: float | None,
-    baseline_high: bool | None,
+    criterion: Criterion, data: st.DataObject, references: References
 ) -> None:
     """Clauses skipped or stopping on a missing reference, `also` conditions, signed zeros and infinities."""
-    refs = (lln, uln, baseline)
-    value = data.draw(st.one_of(_ANY_FLOAT, st.sampled_from(_cut_points(criterion, refs))))
-    compiled = compile_walk(criterion)
-    expected = evaluate(criterion, value, lln, uln, baseline, baseline_high)
-    assert compiled.evaluate(value, lln, uln, baseline, baseline_high) == expected, compiled.source
+    _walks_as_the_interpreter(criterion, data, references)
 
 
 def test_each_outcome_is_listed_once_and_the_constants_stand_in_the_code() -> None:
