@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Table, TextClause, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 
 _CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter limit
+# Keys of several columns per look-up: each is one term of an OR, which SQLite parses into a tree as deep as the
+# terms are many (its limit is 1,000) and plans term by term; a power of two (see key_condition).
+_KEY_CHUNK = 256
 
 
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -39,6 +43,37 @@ def parse_date(value: str | None) -> PartialDate | None:
     return PartialDate.parse(value) if value else None
 
 
+def key_condition(
+    table: Table, columns: tuple[str, ...], keys: Sequence[tuple[Any, ...]]
+) -> tuple[ColumnElement[bool] | TextClause, dict[str, Any]]:
+    """A WHERE clause matching exactly the rows whose `columns` equal one of `keys`, and its bound values.
+
+    A key of several columns is one `a = :k0_0 AND b = :k0_1` term per key, OR-ed: SQLite plans it as one index
+    search per key (MULTI-INDEX OR), PostgreSQL as a BitmapOr of index scans. One IN list per column would also
+    use the index, but it matches the cross product of the lists (every AE numbered 3 of every subject in the
+    batch), a read that grows with each subject's history: at 200,000 messages it cost 100 ms per 500 AE keys,
+    against 4.5 ms for this form. SQLite does not use an index for a row-value `(a, b) IN (VALUES ...)` at all.
+    The clause's text depends only on the table, the columns and the number of keys rounded up to a power of two
+    (the last key repeated: a row matches once however many terms it meets), so it is built once per shape:
+    building hundreds of SQLAlchemy comparisons per look-up cost more than the look-up itself.
+    """
+    if len(columns) == 1:
+        return table.c[columns[0]].in_([key[0] for key in keys]), {}
+    size = 1 << max(len(keys) - 1, 0).bit_length()
+    padded = [*keys, *[keys[-1]] * (size - len(keys))]
+    values = {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
+    return _key_terms(table, columns, size), values
+
+
+@functools.cache
+def _key_terms(table: Table, columns: tuple[str, ...], size: int) -> TextClause:
+    term = " AND ".join(f"{table.name}.{name} = :k{{i}}_{j}" for j, name in enumerate(columns))
+    clause = text("(" + " OR ".join(f"({term.format(i=i)})" for i in range(size)) + ")")
+    return clause.bindparams(
+        *(bindparam(f"k{i}_{j}", type_=table.c[name].type) for i in range(size) for j, name in enumerate(columns))
+    )
+
+
 class SqlRepository:
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
@@ -56,18 +91,13 @@ class SqlRepository:
     async def _select_by_keys(
         self, table: Table, columns: tuple[str, ...], keys: Iterable[tuple[Any, ...]], where: Sequence[Any] = ()
     ) -> list[Any]:
-        """Rows whose `columns` equal one of `keys`.
-
-        Each column is filtered with its own IN list, which an index on the leading columns serves on both
-        databases (SQLite does not use an index for a row-value `(a, b) IN (VALUES ...)`, and that scan grows
-        with the table); the exact keys are then kept here.
-        """
-        wanted = set(keys)
+        """Rows whose `columns` equal one of `keys`, read in chunks (see `key_condition`)."""
+        wanted = sorted(set(keys))
         rows: list[Any] = []
-        for chunk in chunks(sorted(wanted)):
-            conditions = [table.c[name].in_(sorted({key[i] for key in chunk})) for i, name in enumerate(columns)]
-            result = await self.conn.execute(select(table).where(*conditions, *where))
-            rows.extend(row for row in result if tuple(getattr(row, name) for name in columns) in wanted)
+        size = _CHUNK if len(columns) == 1 else _KEY_CHUNK
+        for chunk in chunks(wanted, size):
+            condition, values = key_condition(table, columns, chunk)
+            rows.extend(await self.conn.execute(select(table).where(condition, *where), values))
         return rows
 
     async def _insert_ignore(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:

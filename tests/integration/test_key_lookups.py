@@ -1,0 +1,69 @@
+"""A batch look-up by a key of several columns reads exactly the rows asked for, on SQLite and PostgreSQL, and
+SQLite plans it as one primary-key search per key: never the cross product of the key's columns, which grows with
+each subject's history."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from safety_monitor.adapters.sql import tables as t
+from safety_monitor.adapters.sql.database import create_engine, upgrade
+from safety_monitor.adapters.sql.repositories.base import key_condition
+from safety_monitor.adapters.sql.unit_of_work import SqlStore
+from tests.conftest import Database
+
+STUDY = "ALTER-ICI-01"
+SUBJECTS = [f"CN001-{n:03d}" for n in range(30)]
+TESTS = ["ALT", "AST", "BILI", "PLAT", "NEUT"]
+KEY = ("study_id", "subject_id", "domain", "test_code")
+
+
+async def _store_baselines(database: Database) -> None:
+    rows = [
+        {"study_id": STUDY, "subject_id": s, "domain": "LB", "test_code": c, "msg_id": f"m-{s}-{c}"}
+        for s in SUBJECTS
+        for c in TESTS
+    ]
+    async with database.store() as uow:
+        await uow.connection.execute(insert(t.finding_baseline), rows)
+        await uow.commit()
+
+
+async def test_a_look_up_reads_only_the_keys_asked_for(database: Database) -> None:
+    await _store_baselines(database)
+    # Each subject asks for one test, a different one: an IN list per column would match all 30 x 5 rows.
+    wanted = [(STUDY, s, "LB", TESTS[n % len(TESTS)]) for n, s in enumerate(SUBJECTS)]
+    wanted.append((STUDY, "CN009-999", "LB", "ALT"))  # not stored: simply absent
+    async with database.store() as uow:
+        condition, values = key_condition(t.finding_baseline, KEY, wanted)
+        rows = list(await uow.connection.execute(select(t.finding_baseline).where(condition), values))
+    assert sorted((r.study_id, r.subject_id, r.domain, r.test_code) for r in rows) == sorted(wanted[:-1])
+
+
+async def test_a_look_up_by_one_column_is_an_in_list(database: Database) -> None:
+    await _store_baselines(database)
+    async with database.store() as uow:
+        condition, values = key_condition(t.finding_baseline, ("msg_id",), [("m-CN001-004-ALT",)])
+        rows = list(await uow.connection.execute(select(t.finding_baseline).where(condition), values))
+    assert [r.subject_id for r in rows] == ["CN001-004"]
+
+
+async def test_sqlite_searches_the_primary_key_once_per_key(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/keys.db")
+    await upgrade(engine)
+    try:
+        await _store_baselines(Database(str(engine.url), SqlStore(engine)))
+        wanted = [(STUDY, s, "LB", "ALT") for s in SUBJECTS[:12]]
+        condition, values = key_condition(t.finding_baseline, KEY, wanted)
+        compiled = select(t.finding_baseline).where(condition).compile(engine.sync_engine)
+    finally:
+        await engine.dispose()
+    with sqlite3.connect(tmp_path / "keys.db") as db:
+        parameters = [values[name] for name in compiled.positiontup or ()]
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {compiled}", parameters)]
+    searches = [step for step in plan if step.startswith("SEARCH finding_baseline USING")]
+    assert plan[0] == "MULTI-INDEX OR" and len(searches) == 16, plan  # 12 keys, padded to 16
+    assert all("(study_id=? AND subject_id=? AND domain=? AND test_code=?)" in step for step in searches), plan
