@@ -19,7 +19,7 @@ from safety_monitor.adapters.memory_workspace import (
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
-from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.incidence import AeFact, SourcedAeFact, sourced_fact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
@@ -166,6 +166,10 @@ class _AdverseEvents(_Repo):
             for k, e in self.s.ae_current.items()
             if wanted is None or e.preferred_term.casefold() in wanted
         ]
+
+    async def sourced_facts(self, pts: Collection[str]) -> list[SourcedAeFact]:
+        wanted = {p.casefold() for p in pts}
+        return [sourced_fact(e) for e in self.s.ae_current.values() if e.preferred_term.casefold() in wanted]
 
     async def for_subjects(
         self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from safety_monitor.domain.dates import PartialDate
+from safety_monitor.domain.messages import AdverseEvent
 
 ANY_GRADE = "any"
 GRADE_3_PLUS = ">=3"
@@ -23,6 +24,31 @@ class AeFact:
     pt: str
     grade: int
     onset_date: PartialDate | None
+
+    @property
+    def subject_key(self) -> tuple[str, str]:
+        return (self.study_id, self.subject_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedAeFact:
+    """A current AE record's fact with what a cohort look also needs: the record's key, the message of its
+    current version, when that was sent, and the investigator's grade as reported (None when left out)."""
+
+    fact: AeFact
+    aespid: str
+    msg_id: str
+    sent_at: datetime
+    investigator_grade: int | None
+
+
+def sourced_fact(event: AdverseEvent) -> SourcedAeFact:
+    env = event.envelope
+    grade = event.investigator_grade
+    fact = AeFact(
+        env.study_id, env.subject_id, event.system_organ_class, event.preferred_term, grade or 0, event.onset_date
+    )
+    return SourcedAeFact(fact, event.ae_spid, env.msg_id, env.sent_at, grade)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from safety_monitor.domain.conditions.cohort import CohortCondition, CohortStatus
+from safety_monitor.domain.incidence import sourced_fact
 from safety_monitor.domain.messages import AdverseEvent, SubjectEvent, SubjectEventKind
 from safety_monitor.domain.rules import Rule, RuleHit, Ruleset, cohort_hit
 from safety_monitor.service.ports import SubjectKey, UnitOfWork
@@ -37,7 +38,10 @@ async def cohort_hits(
     studies |= {e.envelope.study_id for e in subject_events if e.event is SubjectEventKind.FIRST_DOSE}
     if not studies:
         return []
-    facts = await uow.adverse_events.facts(terms)
+    # One read serves both the boundary (every qualifying AE of the study) and the looks (those of the subjects
+    # with one): reading the candidates' records again, whole, cost as much as the rest of the evaluation.
+    records = await uow.adverse_events.sourced_facts(terms)
+    facts = [r.fact for r in records]
     candidates = {
         (f.study_id, f.subject_id)
         for f in facts
@@ -46,26 +50,27 @@ async def cohort_hits(
     }
     if not candidates:
         return []
-    current = {e.record_key: e for e in await uow.adverse_events.for_subjects(candidates, pts=terms)}
+    current = {(r.fact.study_id, r.fact.subject_id, r.aespid): r for r in records if r.fact.subject_key in candidates}
     for event in applied:  # the batch's own versions, should the store not show them yet
         if (event.envelope.study_id, event.envelope.subject_id) in candidates:
-            current[event.record_key] = event
+            current[event.record_key] = sourced_fact(event)
     population = await uow.subjects.safety_population()
     first_doses: dict[SubjectKey, date | None] = {
         key: subject.first_dose_on.as_date() if subject.first_dose_on else None for key, subject in population.items()
     }
-    looks: list[tuple[date, str, Rule, AdverseEvent]] = []
-    for event in current.values():
-        on = (event.onset_date.as_date() if event.onset_date else None) or event.envelope.sent_at.date()
+    looks: list[tuple[date, str, Rule, str]] = []
+    for record in current.values():
+        fact = record.fact
+        on = (fact.onset_date.as_date() if fact.onset_date else None) or record.sent_at.date()
         for rule in rules:
             assert isinstance(rule.condition, CohortCondition)
-            if rule.condition.qualifies(event.preferred_term, event.investigator_grade):
-                looks.append((on, event.envelope.msg_id, rule, event))
+            if rule.condition.qualifies(fact.pt, record.investigator_grade):
+                looks.append((on, record.msg_id, rule, fact.study_id))
     # The cohort as of a day is the same for every qualifying AE with that onset: evaluated once per day, all the
     # days of a rule and study in one pass over the facts.
     days: dict[tuple[str, str], set[date]] = defaultdict(set)
-    for on, _, rule, event in looks:
-        days[(rule.id, event.envelope.study_id)].add(on)
+    for on, _, rule, study_id in looks:
+        days[(rule.id, study_id)].add(on)
     by_id = {rule.id: rule for rule in rules}
     statuses: dict[tuple[str, str, date], CohortStatus] = {}
     for (rule_id, study_id), dates in days.items():
@@ -74,8 +79,8 @@ async def cohort_hits(
         for on, status in condition.evaluate_many(study_id, dates, facts, first_doses).items():
             statuses[(rule_id, study_id, on)] = status
     hits: list[RuleHit] = []
-    for on, msg_id, rule, event in sorted(looks, key=lambda look: (look[0], look[1], look[2].id)):
-        status = statuses[(rule.id, event.envelope.study_id, on)]
+    for on, msg_id, rule, study_id in sorted(looks, key=lambda look: (look[0], look[1], look[2].id)):
+        status = statuses[(rule.id, study_id, on)]
         if status.status.crossed:
             hits.append(cohort_hit(ruleset, rule, status, msg_id, version))
     return hits

@@ -16,7 +16,7 @@ from typing import Protocol, Self
 from safety_monitor.domain.alerts import Alert, AlertChange
 from safety_monitor.domain.baselines import TestKey
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
-from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.incidence import AeFact, SourcedAeFact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.review import ReviewAction
 from safety_monitor.domain.rules import RuleHit
@@ -84,6 +84,10 @@ class AdverseEventRepository(Protocol):
 
     async def facts(self, pts: Collection[str] | None = None) -> list[AeFact]:
         """Incidence facts of every current AE, or only of AEs whose PT (case-folded) is in `pts`."""
+        ...
+
+    async def sourced_facts(self, pts: Collection[str]) -> list[SourcedAeFact]:
+        """The facts of the current AEs whose PT (case-folded) is in `pts`, each with its key and source."""
         ...
 
     async def unknown_subject_count(self) -> int: ...

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.adapters.sql.repositories.base import SqlRepository, aggregated_utc, date_text, parse_date
-from safety_monitor.domain.incidence import AeFact
+from safety_monitor.domain.incidence import AeFact, SourcedAeFact
 from safety_monitor.domain.messages import (
     AdverseEvent,
     Envelope,
@@ -107,6 +107,22 @@ class SqlAdverseEventRepository(SqlRepository):
         return [
             AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, parse_date(r.aestdtc))
             for r in result
+        ]
+
+    async def sourced_facts(self, pts: Collection[str]) -> list[SourcedAeFact]:
+        c = t.adverse_event.c
+        query = select(
+            c.study_id, c.subject_id, c.aespid, c.msg_id, c.sent_at, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc
+        ).where(func.lower(c.aedecod).in_(sorted({p.casefold() for p in pts})))
+        return [
+            SourcedAeFact(
+                AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, parse_date(r.aestdtc)),
+                r.aespid,
+                r.msg_id,
+                r.sent_at,
+                r.aetoxgr,
+            )
+            for r in await self.conn.execute(query)
         ]
 
     async def for_subjects(
