@@ -3,7 +3,7 @@ boundary (Bayesian beta-binomial or Wald SPRT, domain/boundaries.py), evaluated 
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -146,14 +146,21 @@ class CohortCondition:
                 counted_from[f.subject_id] = start if known is None else min(known, start)
         dosed = sorted(first for (study, _), first in first_doses.items() if study == study_id and first is not None)
         by_start = sorted(counted_from.items(), key=lambda item: item[1])
-        starts = [start for _, start in by_start]
+        # Dates ascending: the subjects with an event so far only grow, and so does the cutoff, so each subject
+        # is taken in once and the ones also dosed by the cutoff are a bisection of their sorted first doses.
+        with_event = 0
+        their_doses: list[date] = []  # first doses of the subjects with an event so far, sorted
         statuses: dict[date, CohortStatus] = {}
         for on in sorted(set(dates)):
+            while with_event < len(by_start) and by_start[with_event][1] <= on:
+                first = first_doses.get((study_id, by_start[with_event][0]))
+                if first is not None:
+                    insort(their_doses, first)
+                with_event += 1
             cutoff = _cutoff(on, self.min_days_on_treatment)
-            with_event = [subject for subject, _ in by_start[: bisect_right(starts, on)]]
-            also_dosed = sum(1 for subject in with_event if _dosed_by(first_doses.get((study_id, subject)), cutoff))
-            evaluable = bisect_right(dosed, cutoff) + len(with_event) - also_dosed
-            statuses[on] = self._status(study_id, on, len(with_event), evaluable)
+            also_dosed = bisect_right(their_doses, cutoff)
+            evaluable = bisect_right(dosed, cutoff) + with_event - also_dosed
+            statuses[on] = self._status(study_id, on, with_event, evaluable)
         return statuses
 
     def _status(self, study_id: str, on: date, events: int, evaluable: int) -> CohortStatus:
@@ -166,7 +173,3 @@ class CohortCondition:
 def _cutoff(on: date, min_days_on_treatment: int) -> date:
     """The latest first dose that makes a subject evaluable on `on`."""
     return on - timedelta(days=min_days_on_treatment)
-
-
-def _dosed_by(first: date | None, cutoff: date) -> bool:
-    return first is not None and first <= cutoff
