@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.adapters.sql.database import create_engine, upgrade
@@ -67,3 +68,23 @@ async def test_sqlite_searches_the_primary_key_once_per_key(tmp_path: Path) -> N
     searches = [step for step in plan if step.startswith("SEARCH finding_baseline USING")]
     assert plan[0] == "MULTI-INDEX OR" and len(searches) == 16, plan  # 12 keys, padded to 16
     assert all("(study_id=? AND subject_id=? AND domain=? AND test_code=?)" in step for step in searches), plan
+
+
+async def test_the_aes_of_some_subjects_and_terms_are_read_through_the_primary_key(tmp_path: Path) -> None:
+    """Offered the folded-PT index, SQLite took it and read every AE of the terms in the trial per look-up."""
+    engine = create_engine(f"sqlite:///{tmp_path}/aes.db")
+    await upgrade(engine)
+    issued: list[tuple[str, Any]] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: issued.append((a[2], a[3])))
+    try:
+        async with SqlStore(engine)() as uow:
+            await uow.adverse_events.for_subjects([(STUDY, s) for s in SUBJECTS[:8]], pts=["Pneumonitis"])
+    finally:
+        await engine.dispose()
+    [(sql, parameters)] = [(s, p) for s, p in issued if s.lstrip().startswith("SELECT")]
+    with sqlite3.connect(tmp_path / "aes.db") as db:
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)]
+    searches = [step for step in plan if step.startswith("SEARCH adverse_event")]
+    assert searches and all("sqlite_autoindex_adverse_event_1 (study_id=? AND subject_id=?)" in s for s in searches), (
+        plan
+    )

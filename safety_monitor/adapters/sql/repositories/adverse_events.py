@@ -129,7 +129,11 @@ class SqlAdverseEventRepository(SqlRepository):
         self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
     ) -> list[AdverseEvent]:
         c = t.adverse_event.c
-        where = [func.lower(c.aedecod).in_(sorted({p.casefold() for p in pts}))] if pts is not None else []
+        # `lower(aedecod || '')`, not `lower(aedecod)`: SQLite has no statistics and, offered the folded-PT index,
+        # took it over the primary key, reading every AE of those PTs in the trial for each look-up (75 ms for 64
+        # subjects of a 400,000-message trial, 17 ms through the key).
+        folded = func.lower(c.aedecod.concat(""))
+        where = [folded.in_(sorted({p.casefold() for p in pts}))] if pts is not None else []
         rows = await self._select_by_keys(t.adverse_event, ("study_id", "subject_id"), subjects, where)
         return [_ae(row) for row in rows]
 
