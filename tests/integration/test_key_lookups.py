@@ -39,7 +39,7 @@ async def test_a_look_up_reads_only_the_keys_asked_for(database: Database) -> No
     wanted = [(STUDY, s, "LB", TESTS[n % len(TESTS)]) for n, s in enumerate(SUBJECTS)]
     wanted.append((STUDY, "CN009-999", "LB", "ALT"))  # not stored: simply absent
     async with database.store() as uow:
-        condition, values = key_condition(t.finding_baseline, KEY, wanted)
+        condition, values = key_condition(t.finding_baseline, KEY, wanted, uow.connection.dialect.name)
         rows = list(await uow.connection.execute(select(t.finding_baseline).where(condition), values))
     assert sorted((r.study_id, r.subject_id, r.domain, r.test_code) for r in rows) == sorted(wanted[:-1])
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Table, TextClause, bindparam, select, text
+from sqlalchemy import ColumnElement, Table, Text, TextClause, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from safety_monitor.domain.dates import PartialDate
@@ -44,7 +45,7 @@ def parse_date(value: str | None) -> PartialDate | None:
 
 
 def key_condition(
-    table: Table, columns: tuple[str, ...], keys: Sequence[tuple[Any, ...]]
+    table: Table, columns: tuple[str, ...], keys: Sequence[tuple[Any, ...]], dialect: str = "sqlite"
 ) -> tuple[ColumnElement[bool] | TextClause, dict[str, Any]]:
     """A WHERE clause matching exactly the rows whose `columns` equal one of `keys`, and its bound values.
 
@@ -56,13 +57,29 @@ def key_condition(
     The clause's text depends only on the table, the columns and the number of keys rounded up to a power of two
     (the last key repeated: a row matches once however many terms it meets), so it is built once per shape:
     building hundreds of SQLAlchemy comparisons per look-up cost more than the look-up itself.
+
+    On PostgreSQL the keys go as one array per column, `(a, b) IN (SELECT * FROM unnest(:k0, :k1))`, a semi-join
+    on the index: planning an OR of 256 terms afresh for each statement (prepared statements are not cached, see
+    database.py) cost the server more than the rest of a replay of 50,000 messages (1,162 against 1,359 msg/s).
     """
     if len(columns) == 1:
         return table.c[columns[0]].in_([key[0] for key in keys]), {}
+    if dialect == "postgresql":
+        return _key_arrays(table, columns), {f"k{j}": [key[j] for key in keys] for j in range(len(columns))}
     size = 1 << max(len(keys) - 1, 0).bit_length()
     padded = [*keys, *[keys[-1]] * (size - len(keys))]
     values = {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
     return _key_terms(table, columns, size), values
+
+
+@functools.cache
+def _key_arrays(table: Table, columns: tuple[str, ...]) -> TextClause:
+    # Only names of this schema's own tables and columns enter the text (table.c[...] refuses any other); the
+    # keys are bound values.
+    names = ", ".join(f"{table.name}.{table.c[name].name}" for name in columns)
+    arrays = ", ".join(f"CAST(:k{j} AS TEXT[])" for j in range(len(columns)))
+    clause = text(f"({names}) IN (SELECT * FROM unnest({arrays}))")  # noqa: S608 (see above)
+    return clause.bindparams(*(bindparam(f"k{j}", type_=ARRAY(Text)) for j in range(len(columns))))
 
 
 @functools.cache
@@ -96,7 +113,7 @@ class SqlRepository:
         rows: list[Any] = []
         size = _CHUNK if len(columns) == 1 else _KEY_CHUNK
         for chunk in chunks(wanted, size):
-            condition, values = key_condition(table, columns, chunk)
+            condition, values = key_condition(table, columns, chunk, self.conn.dialect.name)
             rows.extend(await self.conn.execute(select(table).where(condition, *where), values))
         return rows
 
