@@ -242,9 +242,6 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
         kafka.app_id,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
         store="memory://",
-        # Faust creates its data directory even with in-memory tables; by default "<app id>-data" in the
-        # working directory, beside the project's files. With the rest of the runtime's files instead.
-        datadir=f"var/faust/{kafka.app_id}",
         autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
