@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from safety_monitor.bootstrap import App
-from safety_monitor.cli import kafka
 from safety_monitor.cli.boundaries import boundaries
 from safety_monitor.cli.common import (
     alerting_settings_from_env,
@@ -28,15 +27,14 @@ from safety_monitor.cli.common import (
     settings_from_env,
 )
 from safety_monitor.cli.demo import demo
-from safety_monitor.cli.failures import FailingPlainly
 from safety_monitor.cli.grade_labs import grade_labs
 from safety_monitor.cli.health import health
+from safety_monitor.cli.lazy import LazyGroup
 from safety_monitor.cli.report import report
 from safety_monitor.cli.review import review
 from safety_monitor.cli.rules_tools import grades, rules_backtest, rules_reload, rules_test, sae
 from safety_monitor.cli.serve import serve
 from safety_monitor.cli.users import audit, users
-from safety_monitor.cli.web import web
 from safety_monitor.domain.routing import DIGEST_PERIODS, reserved_domain
 from safety_monitor.ruleset.errors import ConfigError, ConfigInvalid
 from safety_monitor.ruleset.loader import load_ruleset
@@ -46,8 +44,16 @@ from safety_monitor.service.views import incidence_table
 from streams.embedded import replay_file
 from streams.wire import json_schemas
 
+# Imported when run: FastAPI, uvicorn and kafka-python are a second of start-up the other commands do not need.
+_LAZY = {
+    "web": "safety_monitor.cli.web:web",
+    "worker": "safety_monitor.cli.kafka:worker",
+    "publish": "safety_monitor.cli.kafka:publish",
+    "topics": "safety_monitor.cli.kafka:topics",
+}
 
-@click.group(cls=FailingPlainly)
+
+@click.group(cls=LazyGroup, lazy=_LAZY)
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log progress and retries to stderr; a failure shows its traceback."
 )
@@ -294,15 +300,11 @@ cli.add_command(boundaries)
 
 cli.add_command(demo)
 cli.add_command(users)
-cli.add_command(web)
 cli.add_command(audit)
 cli.add_command(serve)
 cli.add_command(health)
 cli.add_command(grade_labs)
 cli.add_command(report)
-cli.add_command(kafka.worker)
-cli.add_command(kafka.publish)
-cli.add_command(kafka.topics)
 
 
 def main() -> None:
