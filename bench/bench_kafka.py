@@ -88,9 +88,11 @@ async def raw_consumer(bootstrap: str, topics: tuple[str, ...], expected: int) -
 
 
 NAIVE_AGENT = """
-import sys, time, faust
+import pathlib, sys, time, faust
 bootstrap, topics, expected, app_id = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+pathlib.Path("var/faust").mkdir(parents=True, exist_ok=True)
 app = faust.App(app_id, broker="kafka://" + bootstrap, store="memory://", topic_partitions=4, web_enabled=False,
+                datadir="var/faust/" + app_id,
                 consumer_auto_offset_reset="earliest", broker_session_timeout=6, broker_heartbeat_interval=1,
                 topic_disable_leader=True)
 source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

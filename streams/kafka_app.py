@@ -44,6 +44,7 @@ from streams.wire import decode
 log = logging.getLogger(__name__)
 
 EXIT_UNCOMMITTABLE = 70  # a batch could not be committed: exit without acknowledging, so it is redelivered
+FAUST_DATA_DIR = Path("var/faust")  # relative: beside var/safety-monitor-worker.pid, in the working directory
 
 
 def origin_of(event: EventT[Any]) -> str:
@@ -242,6 +243,9 @@ def create_faust_app(core: App, kafka: KafkaSettings, *, holder: str | None = No
         kafka.app_id,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
         store="memory://",
+        # Faust keeps a data directory even with in-memory tables, by default "<app id>-data" in the working
+        # directory beside the operator's files; with the runtime's other files instead (run_worker creates it).
+        datadir=str(FAUST_DATA_DIR / kafka.app_id),
         autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
@@ -291,6 +295,7 @@ def worker_id() -> str:
 def run_worker(core: App, kafka: KafkaSettings, *, loglevel: str = "info") -> None:
     """Run a worker until SIGTERM/SIGINT (drains the batch in flight, commits, exits). Blocks; exits the process."""
     asyncio.run(_prepare(core))
+    FAUST_DATA_DIR.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app, _runtime = create_faust_app(core, kafka)

@@ -59,6 +59,8 @@ async def test_publish_worker_mail_incidence_match_the_embedded_runtime(
     assert health is not None and health["status"] == "ok"
     assert health["outbox"]["pending"] == 0 and health["consumer"]["total_lag"] == 0
     assert len(health["consumer"]["lag"]) == 20  # 5 inbound topics x 4 partitions, all held by the one worker
+    # Faust's data directory is with the runtime's files, not "<app id>-data" beside the operator's
+    assert _faust_data_directories(stack.kafka.app_id) == (True, False)
 
 
 async def test_sigkill_after_the_db_commit_before_the_offset_commit_loses_and_doubles_nothing(
@@ -231,3 +233,8 @@ async def _true(value: bool) -> bool:
 
 async def _gt(count: Any, bound: int) -> bool:
     return int(await count) > bound
+
+
+def _faust_data_directories(app_id: str) -> tuple[bool, bool]:
+    """Whether var/faust/<app id> exists, and whether Faust's default "<app id>-data" does (working directory)."""
+    return (Path("var/faust") / app_id).is_dir(), Path(f"{app_id}-data").exists()
