@@ -19,6 +19,7 @@ from safety_monitor.adapters.memory_workspace import (
 from safety_monitor.domain.alerts import Alert, AlertChange, AlertStatus
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
+from safety_monitor.domain.derived_grades import AeSpan, span_of
 from safety_monitor.domain.incidence import AeFact, SourcedAeFact, sourced_fact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.review import ReviewAction
@@ -181,6 +182,9 @@ class _AdverseEvents(_Repo):
             for k, e in self.s.ae_current.items()
             if (k[0], k[1]) in keys and (wanted is None or e.preferred_term.casefold() in wanted)
         ]
+
+    async def spans(self, subjects: Iterable[SubjectKey], pts: Collection[str]) -> list[AeSpan]:
+        return [span_of(e) for e in await self.for_subjects(subjects, pts)]
 
     async def with_derived_grade(self) -> list[AdverseEvent]:
         return [e for _, e in sorted(self.s.ae_current.items()) if e.derived_grade is not None]

@@ -94,6 +94,30 @@ def graded_from(event: AdverseEvent) -> GradedFrom | None:
     return PT_TO_CTCAE.get(event.preferred_term.casefold())
 
 
+@dataclass(frozen=True, slots=True)
+class AeSpan:
+    """What folding new results into a current AE's derived grade needs: its record, PT, span and the derived
+    grade it carries. A few columns of the record: most AEs of a subject with new results are left unchanged."""
+
+    record_key: tuple[str, str, str]  # (study_id, subject_id, AESPID)
+    preferred_term: str
+    onset_date: PartialDate | None
+    end_date: PartialDate | None
+    derived_grade: int | None
+    derived_term: str | None
+
+
+def span_of(event: AdverseEvent) -> AeSpan:
+    return AeSpan(
+        event.record_key,
+        event.preferred_term,
+        event.onset_date,
+        event.end_date,
+        event.derived_grade,
+        event.derived_term,
+    )
+
+
 def _not_before(value: PartialDate, start: PartialDate) -> bool:
     """value >= start at the precision both give; undecidable counts as inside."""
     for a, b in ((value.year, start.year), (value.month, start.month), (value.day, start.day)):

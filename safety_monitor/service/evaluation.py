@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 
 from safety_monitor.domain.baselines import TestKey, test_key
 from safety_monitor.domain.conditions.deadline import ClockKey, DeadlineCondition, SaeClock, on_report
-from safety_monitor.domain.derived_grades import PT_TO_CTCAE, DerivedGrade, derive_grade, graded_from, in_span
+from safety_monitor.domain.derived_grades import (
+    PT_TO_CTCAE,
+    AeSpan,
+    DerivedGrade,
+    derive_grade,
+    graded_from,
+    in_span,
+)
 from safety_monitor.domain.grading import Graded
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
 from safety_monitor.domain.rules import (
@@ -133,20 +140,24 @@ async def _derive_grades(
     changed because results arrived or were graded again (evaluated again: a derived grade can raise an alert).
 
     An applied version, or an AE of a subject with a result graded again, is derived from the history (its span
-    may have moved; a grade may have fallen). New results only fold into the stored grade, which is a maximum.
+    may have moved; a grade may have fallen). New results only fold into the stored grade, which is a maximum:
+    for that the AEs' spans are read, and whole records only for those whose grade rose.
     """
     current: dict[AeKey, AdverseEvent] = {e.record_key: e for e in applied}
     fresh = [s for s in new_findings if (s.finding.domain, s.finding.test_code) in _MAPPED_TESTS]
     again = [s for s in regraded if (s.finding.domain, s.finding.test_code) in _MAPPED_TESTS]
-    others: dict[AeKey, AdverseEvent] = {}
-    subjects = {_subject_of(s.finding) for s in [*fresh, *again]}
-    if subjects:
-        for event in await uow.adverse_events.for_subjects(subjects, PT_TO_CTCAE.keys()):
-            if event.record_key not in current:
-                others[event.record_key] = event
     again_subjects = {_subject_of(s.finding) for s in again}
-    full = [e for e in applied if graded_from(e) is not None]
-    full += [e for e in others.values() if (e.record_key[0], e.record_key[1]) in again_subjects]
+    fold_subjects = {_subject_of(s.finding) for s in fresh} - again_subjects
+    others: list[AdverseEvent] = []
+    if again_subjects:
+        found = await uow.adverse_events.for_subjects(again_subjects, PT_TO_CTCAE.keys())
+        others = [e for e in found if e.record_key not in current]
+    spans: list[AeSpan] = []
+    if fold_subjects:
+        spans = [
+            s for s in await uow.adverse_events.spans(fold_subjects, PT_TO_CTCAE.keys()) if s.record_key not in current
+        ]
+    full = [e for e in applied if graded_from(e) is not None] + [e for e in others if graded_from(e) is not None]
     history: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
     if full:
         keys: set[TestKey] = set()
@@ -160,20 +171,10 @@ async def _derive_grades(
         since = min(onsets) if len(onsets) == len(full) else None
         for stored in await results.history(keys, collected_from=since):
             history[_subject_of(stored.finding)].append(stored)
-    full_keys = {e.record_key for e in full}
-    fresh_by_subject: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
-    for stored in fresh:
-        fresh_by_subject[_subject_of(stored.finding)].append(stored)
     changed: list[AdverseEvent] = []
     to_store: list[AdverseEvent] = []
-    for event in [*current.values(), *others.values()]:
-        if graded_from(event) is None:
-            continue
-        subject = (event.record_key[0], event.record_key[1])
-        if event.record_key in full_keys:
-            derived = derive_grade(event, ((s.finding, s.grades) for s in history[subject]))
-        else:
-            derived = _fold(event, fresh_by_subject.get(subject, ()))
+    for event in full:
+        derived = derive_grade(event, ((s.finding, s.grades) for s in history[event.record_key[:2]]))
         if derived is None or (derived.grade, derived.term) == (event.derived_grade, event.derived_term):
             continue
         updated = replace(event, derived_grade=derived.grade, derived_term=derived.term)
@@ -181,6 +182,20 @@ async def _derive_grades(
         if event.record_key in current:
             current[event.record_key] = updated
         else:
+            changed.append(updated)
+    fresh_by_subject: dict[SubjectKey, list[StoredFinding]] = defaultdict(list)
+    for stored in fresh:
+        fresh_by_subject[_subject_of(stored.finding)].append(stored)
+    risen: dict[AeKey, DerivedGrade] = {}
+    for span in spans:
+        derived = _fold(span, fresh_by_subject.get(span.record_key[:2], ()))
+        if derived is not None and (derived.grade, derived.term) != (span.derived_grade, span.derived_term):
+            risen[span.record_key] = derived
+    if risen:
+        for key, event in sorted((await uow.adverse_events.current(risen)).items()):
+            derived = risen[key]
+            updated = replace(event, derived_grade=derived.grade, derived_term=derived.term)
+            to_store.append(updated)
             changed.append(updated)
     if to_store:
         await uow.adverse_events.put_current(to_store)
@@ -192,19 +207,19 @@ async def _derive_grades(
     return ordered + changed
 
 
-def _fold(event: AdverseEvent, fresh: Iterable[StoredFinding]) -> DerivedGrade | None:
+def _fold(span: AeSpan, fresh: Iterable[StoredFinding]) -> DerivedGrade | None:
     """The stored derived grade raised by the batch's new results (of the AE's subject) in its term and span."""
-    mapping = graded_from(event)
+    mapping = PT_TO_CTCAE.get(span.preferred_term.casefold())
     if mapping is None:
         return None
-    worst = event.derived_grade
+    worst = span.derived_grade
     term = mapping.ctcae_term.casefold()
     for stored in fresh:
         f = stored.finding
         if (
             f.domain is not mapping.domain
             or f.test_code not in mapping.tests
-            or not in_span(f.collected_at, event.onset_date, event.end_date)
+            or not in_span(f.collected_at, span.onset_date, span.end_date)
         ):
             continue
         for grade in stored.grades:

@@ -16,6 +16,7 @@ from typing import Protocol, Self
 from safety_monitor.domain.alerts import Alert, AlertChange
 from safety_monitor.domain.baselines import TestKey
 from safety_monitor.domain.conditions.deadline import ClockKey, SaeClock
+from safety_monitor.domain.derived_grades import AeSpan
 from safety_monitor.domain.incidence import AeFact, SourcedAeFact
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent, TumourResponse
 from safety_monitor.domain.review import ReviewAction
@@ -100,6 +101,10 @@ class AdverseEventRepository(Protocol):
         self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None
     ) -> list[AdverseEvent]:
         """Current AE records of these subjects (only those whose case-folded PT is in `pts`, when given)."""
+        ...
+
+    async def spans(self, subjects: Iterable[SubjectKey], pts: Collection[str]) -> list[AeSpan]:
+        """The span and derived grade of each current AE of these subjects whose case-folded PT is in `pts`."""
         ...
 
     async def with_derived_grade(self) -> list[AdverseEvent]:

@@ -4,17 +4,24 @@ each subject's history."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, insert, select
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.adapters.sql.database import create_engine, upgrade
-from safety_monitor.adapters.sql.repositories.base import key_condition
+from safety_monitor.adapters.sql.repositories.base import key_condition, parse_date
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
+from safety_monitor.domain.derived_grades import span_of
+from safety_monitor.domain.messages import AdverseEvent
+from streams.wire import Decoded, decode
 from tests.conftest import Database
+from tests.factories import ae
 
 STUDY = "ALTER-ICI-01"
 SUBJECTS = [f"CN001-{n:03d}" for n in range(30)]
@@ -70,7 +77,8 @@ async def test_sqlite_searches_the_primary_key_once_per_key(tmp_path: Path) -> N
     assert all("(study_id=? AND subject_id=? AND domain=? AND test_code=?)" in step for step in searches), plan
 
 
-async def test_the_aes_of_some_subjects_and_terms_are_read_through_the_primary_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", ["for_subjects", "spans"])
+async def test_the_aes_of_some_subjects_and_terms_are_read_through_the_primary_key(tmp_path: Path, read: str) -> None:
     """Offered the folded-PT index, SQLite took it and read every AE of the terms in the trial per look-up."""
     engine = create_engine(f"sqlite:///{tmp_path}/aes.db")
     await upgrade(engine)
@@ -78,7 +86,7 @@ async def test_the_aes_of_some_subjects_and_terms_are_read_through_the_primary_k
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: issued.append((a[2], a[3])))
     try:
         async with SqlStore(engine)() as uow:
-            await uow.adverse_events.for_subjects([(STUDY, s) for s in SUBJECTS[:8]], pts=["Pneumonitis"])
+            await getattr(uow.adverse_events, read)([(STUDY, s) for s in SUBJECTS[:8]], pts=["Pneumonitis"])
     finally:
         await engine.dispose()
     [(sql, parameters)] = [(s, p) for s, p in issued if s.lstrip().startswith("SELECT")]
@@ -88,3 +96,34 @@ async def test_the_aes_of_some_subjects_and_terms_are_read_through_the_primary_k
     assert searches and all("sqlite_autoindex_adverse_event_1 (study_id=? AND subject_id=?)" in s for s in searches), (
         plan
     )
+
+
+def _current_ae(message: dict[str, Any], derived_grade: int | None = None) -> AdverseEvent:
+    decoded = decode(json.dumps(message), "test")
+    assert isinstance(decoded, Decoded) and isinstance(decoded.message, AdverseEvent), decoded
+    return replace(decoded.message, derived_grade=derived_grade, derived_term="Platelet count decreased")
+
+
+async def test_the_spans_of_aes_are_those_of_their_current_records(database: Database) -> None:
+    """What folding new results into derived grades reads: the few columns of the same records as a whole read."""
+    s1, s2, s3 = SUBJECTS[:3]
+    events = [
+        _current_ae(ae(s1, "AE-1", "Platelet count decreased", 2, onset="2026-04", AEENDTC="2026-05-03"), 3),
+        _current_ae(ae(s1, "AE-2", "Thrombocytopenia", 1, onset=None)),
+        _current_ae(ae(s1, "AE-3", "Pneumonitis", 2)),  # not a term asked for
+        _current_ae(ae(s2, "AE-1", "Platelet count decreased", 3, onset="2026-05-01"), 4),
+        _current_ae(ae(s3, "AE-1", "Platelet count decreased", 1)),  # not a subject asked for
+    ]
+    async with database.store() as uow:
+        await uow.adverse_events.put_current(events)
+        await uow.commit()
+    wanted, pts = [(STUDY, s1), (STUDY, s2)], ["platelet count decreased", "THROMBOCYTOPENIA"]
+    async with database.store() as uow:
+        spans = await uow.adverse_events.spans(wanted, pts)
+        whole = await uow.adverse_events.for_subjects(wanted, pts)
+    assert sorted(spans, key=lambda s: s.record_key) == sorted(map(span_of, whole), key=lambda s: s.record_key)
+    assert sorted((s.record_key[1:], s.onset_date, s.end_date, s.derived_grade) for s in spans) == [
+        ((s1, "AE-1"), parse_date("2026-04"), parse_date("2026-05-03"), 3),
+        ((s1, "AE-2"), None, None, None),
+        ((s2, "AE-1"), parse_date("2026-05-01"), None, 4),
+    ]

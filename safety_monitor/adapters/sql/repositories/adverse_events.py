@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select
 
 from safety_monitor.adapters.sql import tables as t
 from safety_monitor.adapters.sql.repositories.base import SqlRepository, aggregated_utc, date_text, parse_date
+from safety_monitor.domain.derived_grades import AeSpan
 from safety_monitor.domain.incidence import AeFact, SourcedAeFact
 from safety_monitor.domain.messages import (
     AdverseEvent,
@@ -136,6 +137,37 @@ class SqlAdverseEventRepository(SqlRepository):
         where = [folded.in_(sorted({p.casefold() for p in pts}))] if pts is not None else []
         rows = await self._select_by_keys(t.adverse_event, ("study_id", "subject_id"), subjects, where)
         return [_ae(row) for row in rows]
+
+    async def spans(self, subjects: Iterable[SubjectKey], pts: Collection[str]) -> list[AeSpan]:
+        c = t.adverse_event.c
+        folded = func.lower(c.aedecod.concat(""))  # the primary key, not the folded-PT index: see for_subjects
+        rows = await self._select_by_keys(
+            t.adverse_event,
+            ("study_id", "subject_id"),
+            subjects,
+            [folded.in_(sorted({p.casefold() for p in pts}))],
+            selected=(
+                c.study_id,
+                c.subject_id,
+                c.aespid,
+                c.aedecod,
+                c.aestdtc,
+                c.aeendtc,
+                c.derived_grade,
+                c.derived_term,
+            ),
+        )
+        return [
+            AeSpan(
+                (r.study_id, r.subject_id, r.aespid),
+                r.aedecod,
+                parse_date(r.aestdtc),
+                parse_date(r.aeendtc),
+                r.derived_grade,
+                r.derived_term,
+            )
+            for r in rows
+        ]
 
     async def with_derived_grade(self) -> list[AdverseEvent]:
         c = t.adverse_event.c

@@ -106,15 +106,23 @@ class SqlRepository:
         return sqlite.insert(table)
 
     async def _select_by_keys(
-        self, table: Table, columns: tuple[str, ...], keys: Iterable[tuple[Any, ...]], where: Sequence[Any] = ()
+        self,
+        table: Table,
+        columns: tuple[str, ...],
+        keys: Iterable[tuple[Any, ...]],
+        where: Sequence[Any] = (),
+        *,
+        selected: Sequence[Any] = (),
     ) -> list[Any]:
-        """Rows whose `columns` equal one of `keys`, read in chunks (see `key_condition`)."""
+        """Rows (whole, or the `selected` columns) whose `columns` equal one of `keys`, read in chunks (see
+        `key_condition`)."""
         wanted = sorted(set(keys))
         rows: list[Any] = []
         size = _CHUNK if len(columns) == 1 else _KEY_CHUNK
+        query = select(*selected) if selected else select(table)
         for chunk in chunks(wanted, size):
             condition, values = key_condition(table, columns, chunk, self.conn.dialect.name)
-            rows.extend(await self.conn.execute(select(table).where(condition, *where), values))
+            rows.extend(await self.conn.execute(query.where(condition, *where), values))
         return rows
 
     async def _insert_ignore(self, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
