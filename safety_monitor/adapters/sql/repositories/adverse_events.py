@@ -115,15 +115,19 @@ class SqlAdverseEventRepository(SqlRepository):
         query = select(
             c.study_id, c.subject_id, c.aespid, c.msg_id, c.sent_at, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc
         ).where(func.lower(c.aedecod).in_(sorted({p.casefold() for p in pts})))
+        # Unpacked by position: a row's look-up by name costs more than building the fact (every qualifying AE of
+        # the trial is read in each batch that touches the cohort rules' terms).
         return [
             SourcedAeFact(
-                AeFact(r.study_id, r.subject_id, r.aebodsys, r.aedecod, r.aetoxgr or 0, parse_date(r.aestdtc)),
-                r.aespid,
-                r.msg_id,
-                r.sent_at,
-                r.aetoxgr,
+                AeFact(study_id, subject_id, aebodsys, aedecod, aetoxgr or 0, parse_date(aestdtc)),
+                aespid,
+                msg_id,
+                sent_at,
+                aetoxgr,
             )
-            for r in await self.conn.execute(query)
+            for study_id, subject_id, aespid, msg_id, sent_at, aebodsys, aedecod, aetoxgr, aestdtc in (
+                await self.conn.execute(query)
+            )
         ]
 
     async def for_subjects(

@@ -31,23 +31,46 @@ def _subject_row(subject: Subject) -> dict[str, Any]:
     }
 
 
-def _subject(row: Any) -> Subject:
+_c = t.subject.c
+# The columns a subject is read from, in the order `_subject` unpacks them (by position: a row's look-up by name
+# costs more than building the subject).
+_READ = (
+    _c.study_id,
+    _c.subject_id,
+    _c.site_id,
+    _c.arm,
+    _c.enrolled_on,
+    _c.first_dose_on,
+    _c.discontinued_on,
+    _c.died_on,
+)
+
+
+def _subject(row: Sequence[Any]) -> Subject:
+    study_id, subject_id, site_id, arm, enrolled_on, first_dose_on, discontinued_on, died_on = row
     return Subject(
-        study_id=row.study_id,
-        subject_id=row.subject_id,
-        site_id=row.site_id,
-        arm=row.arm,
-        enrolled_on=parse_date(row.enrolled_on),
-        first_dose_on=parse_date(row.first_dose_on),
-        discontinued_on=parse_date(row.discontinued_on),
-        died_on=parse_date(row.died_on),
+        study_id=study_id,
+        subject_id=subject_id,
+        site_id=site_id,
+        arm=arm,
+        enrolled_on=parse_date(enrolled_on),
+        first_dose_on=parse_date(first_dose_on),
+        discontinued_on=parse_date(discontinued_on),
+        died_on=parse_date(died_on),
     )
+
+
+def _by_key(rows: Iterable[Sequence[Any]]) -> dict[SubjectKey, Subject]:
+    found: dict[SubjectKey, Subject] = {}
+    for row in rows:
+        subject = _subject(row)
+        found[(subject.study_id, subject.subject_id)] = subject
+    return found
 
 
 class SqlSubjectRepository(SqlRepository):
     async def get(self, keys: Iterable[SubjectKey]) -> dict[SubjectKey, Subject]:
-        rows = await self._select_by_keys(t.subject, ("study_id", "subject_id"), keys)
-        return {(row.study_id, row.subject_id): _subject(row) for row in rows}
+        return _by_key(await self._select_by_keys(t.subject, ("study_id", "subject_id"), keys, selected=_READ))
 
     async def put(self, subjects: Sequence[Subject]) -> None:
         await self._upsert(t.subject, [_subject_row(s) for s in subjects], ["study_id", "subject_id"])
@@ -68,12 +91,10 @@ class SqlSubjectRepository(SqlRepository):
         await self._insert_ignore(t.subject_event, rows, ["msg_id"])
 
     async def safety_population(self) -> dict[SubjectKey, Subject]:
-        result = await self.conn.execute(select(t.subject).where(t.subject.c.first_dose_on.is_not(None)))
-        return {(row.study_id, row.subject_id): _subject(row) for row in result}
+        return _by_key(await self.conn.execute(select(*_READ).where(_c.first_dose_on.is_not(None))))
 
     async def all(self) -> dict[SubjectKey, Subject]:
-        result = await self.conn.execute(select(t.subject))
-        return {(row.study_id, row.subject_id): _subject(row) for row in result}
+        return _by_key(await self.conn.execute(select(*_READ)))
 
     async def events(self) -> list[SubjectEventFact]:
         c = t.subject_event.c
