@@ -27,6 +27,8 @@ WHOLE_TABLE_READS = {
     "digest_log": "one row per digest kind",
     "job_lease": "one row per scheduled job and slot",
     "alembic_version": "the schema version",
+    # Not a table: the keys of one look-up, bound as a JSON array (repositories/base.py, key_condition).
+    "json_each": "the bound list of keys a look-up by several columns searches the index for",
 }
 _SCAN = re.compile(r"^SCAN (\w+)(?! USING (?:COVERING )?INDEX)")
 _PRIMARY_KEY_IN = re.compile(r"WHERE (\w+)\.(\w+) IN \(")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -19,10 +20,7 @@ if TYPE_CHECKING:
     from safety_monitor.adapters.sql.unit_of_work import SqlUnitOfWork
 
 
-_CHUNK = 500  # keys per IN (...) lookup: well under SQLite's bound-parameter limit
-# Keys of several columns per look-up: each is one term of an OR, which SQLite parses into a tree as deep as the
-# terms are many (its limit is 1,000) and plans term by term; a power of two (see key_condition).
-_KEY_CHUNK = 256
+_CHUNK = 500  # keys per look-up: one IN (...) list of bound values, or one array (JSON on SQLite) per statement
 
 
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -49,27 +47,25 @@ def key_condition(
 ) -> tuple[ColumnElement[bool] | TextClause, dict[str, Any]]:
     """A WHERE clause matching exactly the rows whose `columns` equal one of `keys`, and its bound values.
 
-    A key of several columns is one `a = :k0_0 AND b = :k0_1` term per key, OR-ed: SQLite plans it as one index
-    search per key (MULTI-INDEX OR), PostgreSQL as a BitmapOr of index scans. One IN list per column would also
-    use the index, but it matches the cross product of the lists (every AE numbered 3 of every subject in the
-    batch), a read that grows with each subject's history: at 200,000 messages it cost 100 ms per 500 AE keys,
-    against 4.5 ms for this form. SQLite does not use an index for a row-value `(a, b) IN (VALUES ...)` at all.
-    The clause's text depends only on the table, the columns and the number of keys rounded up to a power of two
-    (the last key repeated: a row matches once however many terms it meets), so it is built once per shape:
-    building hundreds of SQLAlchemy comparisons per look-up cost more than the look-up itself.
+    A key of several columns is a row value compared with a list of keys bound as one value:
+    `(a, b) IN (SELECT json_extract(value, '$[0]'), ... FROM json_each(:keys))` on SQLite, `(a, b) IN (SELECT * FROM
+    unnest(:k0, :k1))` on PostgreSQL. Both plan it as one index search per key (SQLite: a LIST SUBQUERY probing
+    the index; PostgreSQL: a semi-join). One IN list per column would also use the index, but it matches the cross
+    product of the lists (every AE numbered 3 of every subject in the batch), a read that grows with each subject's
+    history: at 200,000 messages it cost 100 ms per 500 AE keys, against 4.5 ms for a key-by-key search. SQLite
+    does not use an index for a row-value `(a, b) IN (VALUES ...)` at all. The keys go as one bound value, not as
+    one parameter each: with an OR of one term per key (SQLite's form before), SQLAlchemy walked, and converted,
+    the 1,024 parameters of every statement, which cost the pipeline more than SQLite's own search. The clause's
+    text depends only on the table and the columns, so it is built once per shape. Every key column is text.
 
-    On PostgreSQL the keys go as one array per column, `(a, b) IN (SELECT * FROM unnest(:k0, :k1))`, a semi-join
-    on the index: planning an OR of 256 terms afresh for each statement (prepared statements are not cached, see
+    On PostgreSQL, planning an OR of 256 terms afresh for each statement (prepared statements are not cached, see
     database.py) cost the server more than the rest of a replay of 50,000 messages (1,162 against 1,359 msg/s).
     """
     if len(columns) == 1:
         return table.c[columns[0]].in_([key[0] for key in keys]), {}
     if dialect == "postgresql":
         return _key_arrays(table, columns), {f"k{j}": [key[j] for key in keys] for j in range(len(columns))}
-    size = 1 << max(len(keys) - 1, 0).bit_length()
-    padded = [*keys, *[keys[-1]] * (size - len(keys))]
-    values = {f"k{i}_{j}": value for i, key in enumerate(padded) for j, value in enumerate(key)}
-    return _key_terms(table, columns, size), values
+    return _key_json(table, columns), {"keys": json.dumps([list(key) for key in keys], ensure_ascii=False)}
 
 
 @functools.cache
@@ -83,12 +79,13 @@ def _key_arrays(table: Table, columns: tuple[str, ...]) -> TextClause:
 
 
 @functools.cache
-def _key_terms(table: Table, columns: tuple[str, ...], size: int) -> TextClause:
-    term = " AND ".join(f"{table.name}.{name} = :k{{i}}_{j}" for j, name in enumerate(columns))
-    clause = text("(" + " OR ".join(f"({term.format(i=i)})" for i in range(size)) + ")")
-    return clause.bindparams(
-        *(bindparam(f"k{i}_{j}", type_=table.c[name].type) for i in range(size) for j, name in enumerate(columns))
-    )
+def _key_json(table: Table, columns: tuple[str, ...]) -> TextClause:
+    # As in _key_arrays, only this schema's own names enter the text; the keys are one bound JSON array of arrays.
+    names = ", ".join(f"{table.name}.{table.c[name].name}" for name in columns)
+    # json_extract, not `->>`, which needs SQLite 3.38; both give a string element as SQL text.
+    picks = ", ".join(f"json_extract(value, '$[{j}]')" for j in range(len(columns)))
+    clause = text(f"({names}) IN (SELECT {picks} FROM json_each(:keys))")  # noqa: S608 (see above)
+    return clause.bindparams(bindparam("keys", type_=Text))
 
 
 class SqlRepository:
@@ -118,9 +115,8 @@ class SqlRepository:
         `key_condition`)."""
         wanted = sorted(set(keys))
         rows: list[Any] = []
-        size = _CHUNK if len(columns) == 1 else _KEY_CHUNK
         query = select(*selected) if selected else select(table)
-        for chunk in chunks(wanted, size):
+        for chunk in chunks(wanted):
             condition, values = key_condition(table, columns, chunk, self.conn.dialect.name)
             rows.extend(await self.conn.execute(query.where(condition, *where), values))
         return rows
