@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -121,23 +122,37 @@ def _sdtm_number(value: object) -> object:
     return value
 
 
-def _sent_at(value: object, info: ValidationInfo) -> datetime:
-    """ISO 8601 with a UTC offset only (a number is not read as Unix time), from 1990 to one day ahead."""
-    if not isinstance(value, str) or not _ISO_DATETIME_WITH_OFFSET.fullmatch(value.strip()):
-        raise ValueError(
-            f"must be an ISO 8601 date-time with a UTC offset, e.g. 2026-05-01T08:00:00+08:00, got {quote(value)}"
-        )
+@lru_cache(maxsize=4096)
+def _instant(value: str) -> tuple[datetime, datetime] | str:
+    """A sent_at text as it was sent and in UTC, or why it is refused. A site's export sends many messages with the
+    same sent_at, so each text is read once; the receiving clock is compared by the caller."""
+    if not _ISO_DATETIME_WITH_OFFSET.fullmatch(value.strip()):
+        return f"must be an ISO 8601 date-time with a UTC offset, e.g. 2026-05-01T08:00:00+08:00, got {quote(value)}"
     try:
         parsed = datetime.fromisoformat(value.strip())
         if parsed.year < EARLIEST_SENT_AT.year - 1 or parsed.year > 9998:
             raise OverflowError
         in_utc = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ValueError(f"is not a date-time that exists in UTC: {quote(value)}") from None
+        return f"is not a date-time that exists in UTC: {quote(value)}"
+    if in_utc < EARLIEST_SENT_AT:
+        return f"{quote(value)} is before {EARLIEST_SENT_AT.date().isoformat()}"
+    return parsed, in_utc
+
+
+def _sent_at(value: object, info: ValidationInfo) -> datetime:
+    """ISO 8601 with a UTC offset only (a number is not read as Unix time), from 1990 to one day ahead."""
+    if not isinstance(value, str):
+        raise ValueError(
+            f"must be an ISO 8601 date-time with a UTC offset, e.g. 2026-05-01T08:00:00+08:00, got {quote(value)}"
+        )
+    # Only texts as long as a date-time can be are kept: hostile long values must not fill the cache.
+    read = _instant(value) if len(value) <= 64 else _instant.__wrapped__(value)
+    if isinstance(read, str):
+        raise ValueError(read)
+    parsed, in_utc = read
     now = info.context.get("now") if isinstance(info.context, dict) else None
     now = now if isinstance(now, datetime) else datetime.now(UTC)
-    if in_utc < EARLIEST_SENT_AT:
-        raise ValueError(f"{quote(value)} is before {EARLIEST_SENT_AT.date().isoformat()}")
     if in_utc > now + SENT_AT_LEEWAY:
         raise ValueError(f"{quote(value)} is more than one day after the receiving clock ({now.isoformat()})")
     return parsed

@@ -1,11 +1,12 @@
 """Wire schemas: messy-but-valid SDTM is accepted; invalid input is refused naming the message and field."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
-from streams.wire import Decoded, Rejected, decode, json_schemas
+from streams.wire import Decoded, Rejected, _instant, decode, json_schemas
 from tests.factories import ae, lb, subject_event, vs
 
 
@@ -159,3 +160,20 @@ def test_subject_efficacy_events_decode() -> None:
         decoded = decode(_json.dumps(subject_event(event=name, drug=None)), "t:1")
         assert isinstance(decoded, Decoded) and isinstance(decoded.message, SubjectEvent)
         assert decoded.message.event is SubjectEventKind(name)
+
+
+def test_a_sent_at_read_before_is_still_compared_with_each_receiving_clock() -> None:
+    # Each sent_at text is read once (streams/wire.py, _instant), but the one-day bound is the receiving clock's.
+    message = ae(sent_at="2026-05-01T08:00:00+08:00")
+    day = datetime(2026, 5, 1, tzinfo=UTC)
+    assert isinstance(decode(json.dumps(message), "f:1", now=day), Decoded)
+    early = decode(json.dumps(message), "f:1", now=day - timedelta(days=2))
+    assert isinstance(early, Rejected) and "more than one day after the receiving clock" in early.reason
+    assert isinstance(decode(json.dumps(message), "f:1", now=day), Decoded)
+
+
+def test_a_long_sent_at_is_refused_and_not_kept() -> None:
+    before = _instant.cache_info().currsize
+    reason = refused(ae(sent_at="2026-05-01T08:00:00+08:00" + " " * 3000 + "x"))
+    assert "sent_at: must be an ISO 8601 date-time with a UTC offset" in reason
+    assert _instant.cache_info().currsize == before
