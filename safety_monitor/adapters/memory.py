@@ -168,9 +168,13 @@ class _AdverseEvents(_Repo):
             if wanted is None or e.preferred_term.casefold() in wanted
         ]
 
-    async def sourced_facts(self, pts: Collection[str]) -> list[SourcedAeFact]:
+    async def sourced_facts(self, pts: Collection[str], grade_at_least: int = 0) -> list[SourcedAeFact]:
         wanted = {p.casefold() for p in pts}
-        return [sourced_fact(e) for e in self.s.ae_current.values() if e.preferred_term.casefold() in wanted]
+        return [
+            sourced_fact(e)
+            for e in self.s.ae_current.values()
+            if e.preferred_term.casefold() in wanted and (e.investigator_grade or 0) >= grade_at_least
+        ]
 
     async def for_subjects(
         self, subjects: Iterable[SubjectKey], pts: Collection[str] | None = None

@@ -87,8 +87,9 @@ class AdverseEventRepository(Protocol):
         """Incidence facts of every current AE, or only of AEs whose PT (case-folded) is in `pts`."""
         ...
 
-    async def sourced_facts(self, pts: Collection[str]) -> list[SourcedAeFact]:
-        """The facts of the current AEs whose PT (case-folded) is in `pts`, each with its key and source."""
+    async def sourced_facts(self, pts: Collection[str], grade_at_least: int = 0) -> list[SourcedAeFact]:
+        """The facts of the current AEs whose PT (case-folded) is in `pts` and whose grade (0 when missing) is at
+        least `grade_at_least`, each with its key and source."""
         ...
 
     async def unknown_subject_count(self) -> int: ...

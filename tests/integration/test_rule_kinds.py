@@ -208,6 +208,41 @@ async def test_the_cohort_boundary_is_crossed_whatever_the_order_its_records_arr
     assert detail.startswith("2 of 5 evaluable subjects as of 2026-05-02: Pr(rate > 0.1) = 0.9")
 
 
+async def test_an_ae_lowered_below_the_cohort_grade_leaves_the_boundary_and_its_look(store, full, now) -> None:
+    """The cohort counts AEs at grade 3 or more: a follow-up that lowers one to grade 2 takes its subject out of the
+    count and its look out of the hits."""
+    from safety_monitor.service.cohorts import cohort_hits
+    from tests.factories import subject_event
+
+    dosed = [subject_event(subject_id(n), "FIRST_DOSE", "2026-03-01") for n in range(1, 6)]
+    s3 = subject_id(3)
+    await run(store, full, now, inbound(*dosed, ae(S1, "AE-1", "Pneumonitis", 3, onset="2026-05-01")))
+    await run(store, full, now, inbound(ae(S2, "AE-1", "Haemoptysis", 3, onset="2026-05-02")))
+    await run(store, full, now, inbound(ae(S2, "AE-1", "Haemoptysis", 2, version=2, onset="2026-05-02")))
+    await run(
+        store,
+        full,
+        now,
+        inbound(ae(s3, "AE-1", "Haemoptysis", 3, onset="2026-05-03"), ae(s3, "AE-2", "Pneumonitis", 1)),
+    )
+    async with store() as uow:
+        latest = list((await uow.adverse_events.current([(STUDY, s3, "AE-1")])).values())
+        hits = await cohort_hits(uow, full.ruleset, full.grader.ctcae_version, latest, [])
+        graded = await uow.adverse_events.sourced_facts(["haemoptysis", "PNEUMONITIS"], 3)
+        every = await uow.adverse_events.sourced_facts(["haemoptysis", "PNEUMONITIS"])
+    # S1 alone on 2026-05-01 does not cross; S2's look is gone; S1 and S3 cross on 2026-05-03.
+    assert [(h.observed_on, h.detail.split(":")[0]) for h in hits] == [
+        ("2026-05-03", "2 of 5 evaluable subjects as of 2026-05-03")
+    ]
+    assert sorted((r.fact.subject_id, r.aespid, r.fact.grade) for r in graded) == [(S1, "AE-1", 3), (s3, "AE-1", 3)]
+    assert sorted((r.fact.subject_id, r.aespid, r.fact.grade) for r in every) == [
+        (S1, "AE-1", 3),
+        (S2, "AE-1", 2),
+        (s3, "AE-1", 3),
+        (s3, "AE-2", 1),
+    ]
+
+
 def test_a_failed_reload_keeps_the_last_good_ruleset_and_says_why(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - {id: a, title: t, severity: high, when: {kind: ae, terms: [Haemoptysis]}}\n"

@@ -110,11 +110,13 @@ class SqlAdverseEventRepository(SqlRepository):
             for r in result
         ]
 
-    async def sourced_facts(self, pts: Collection[str]) -> list[SourcedAeFact]:
+    async def sourced_facts(self, pts: Collection[str], grade_at_least: int = 0) -> list[SourcedAeFact]:
         c = t.adverse_event.c
         query = select(
             c.study_id, c.subject_id, c.aespid, c.msg_id, c.sent_at, c.aebodsys, c.aedecod, c.aetoxgr, c.aestdtc
         ).where(func.lower(c.aedecod).in_(sorted({p.casefold() for p in pts})))
+        if grade_at_least > 0:  # the fact's grade is 0 when the investigator gave none
+            query = query.where(func.coalesce(c.aetoxgr, 0) >= grade_at_least)
         # Unpacked by position: a row's look-up by name costs more than building the fact (every qualifying AE of
         # the trial is read in each batch that touches the cohort rules' terms).
         return [
