@@ -5,7 +5,7 @@ rows are written in the batch's transaction: the inbox row that recognises a dup
 version, and whatever hits, alerts, changes and notifications it raises. This benchmark times those two steps
 alone, with nothing else around them, on the input and the rows of a real replay:
 
-- decode alone: `streams.wire.decode` over every line of the scale benchmark's input, in one loop;
+- decode alone: `streams.decoding.decode` over every line of the scale benchmark's input, in one loop;
 - storage alone: the rows a whole `safety-monitor replay` of that input stored in a fresh SQLite file, written
   again into a second fresh file with the same tables and indexes, batch by batch (each batch holds the share of
   every table's rows that its messages produced, in the order they were stored, one `executemany` per table and
@@ -34,7 +34,7 @@ from pathlib import Path
 from bench_scale import generate, replay
 
 from safety_monitor.settings import Settings
-from streams.wire import Decoded, decode
+from streams.decoding import Decoded, decode
 
 GOAL_RATE = 15_000  # msg/s at 400,000 messages on one core, the scale issue's goal
 

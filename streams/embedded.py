@@ -16,7 +16,7 @@ from safety_monitor.bootstrap import App
 from safety_monitor.service.deadlines import DeadlineReport, check_deadlines
 from safety_monitor.service.handling import handle_batch
 from safety_monitor.service.records import BatchOutcome, InboundMessage, RejectedMessage
-from streams.wire import MAX_LINE_BYTES, Decoded, Rejected, decode
+from streams.decoding import MAX_LINE_BYTES, Decoded, Rejected, decode
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ from safety_monitor.service.reload import install_sighup_reload
 from safety_monitor.service.scheduler import ScheduledJob
 from safety_monitor.service.views import delivery_health
 from safety_monitor.settings import PID_FILE
+from streams.decoding import decode
 from streams.embedded import to_service
 from streams.topics import KafkaSettings
-from streams.wire import decode
 
 log = logging.getLogger(__name__)
 

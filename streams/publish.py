@@ -7,8 +7,8 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from streams.decoding import Decoded, decode
 from streams.topics import KafkaSettings, subject_key
-from streams.wire import Decoded, decode
 
 with warnings.catch_warnings():  # kafka-python 3.0 emits DeprecationWarnings at import on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)

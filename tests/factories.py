@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from safety_monitor.service.records import InboundMessage, RejectedMessage
+from streams.decoding import decode
 from streams.embedded import to_service
-from streams.wire import decode
 
 STUDY = "ALTER-ICI-01"
 _ids = itertools.count(1)

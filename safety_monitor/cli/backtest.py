@@ -28,8 +28,9 @@ from safety_monitor.cli.rule_tests import default_grader
 from safety_monitor.domain.rules import Ruleset
 from safety_monitor.service.pipeline import PipelineConfig, process_batch
 from safety_monitor.service.records import InboundMessage, RejectedMessage
+from streams.decoding import decode
 from streams.embedded import to_service
-from streams.wire import decode, json_schemas
+from streams.wire import json_schemas
 
 # The SDTM column that tells which domain a table holds.
 _DOMAIN_MARKERS = (("AEDECOD", "AE"), ("LBTESTCD", "LB"), ("VSTESTCD", "VS"), ("EGTESTCD", "EG"))

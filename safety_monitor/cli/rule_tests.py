@@ -86,8 +86,8 @@ from safety_monitor.service.delivery import message_id
 from safety_monitor.service.notifications import ALERTS_MAIL
 from safety_monitor.service.pipeline import PipelineConfig, process_batch
 from safety_monitor.service.routing_jobs import repeat_job, routed_delivery_job
+from streams.decoding import decode
 from streams.embedded import to_service
-from streams.wire import decode
 
 DEFAULT_NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 RECIPIENTS = ("rules-test@example.org",)  # the `default` receiver when DIR has no routing.yaml

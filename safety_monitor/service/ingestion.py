@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 Item = InboundMessage | RejectedMessage
 Decoder = Callable[[str, str], Item]
-"""The wire format's one decoding boundary (streams/wire.decode), as the service layer receives it."""
+"""The wire format's one decoding boundary (streams/decoding.decode), as the service layer receives it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ from safety_monitor.domain.rate_limit import Allowance, SiteRateLimiter
 from safety_monitor.service.ingestion import EmbeddedSink, Ingestion, MessageSink
 from safety_monitor.web import api, ingest, pages
 from safety_monitor.web.access import CsrfRefused, Forbidden, LoginRequired, Workspace, is_api
+from streams.decoding import decode
 from streams.embedded import to_service
-from streams.wire import decode
 
 HERE = Path(__file__).resolve().parent
 

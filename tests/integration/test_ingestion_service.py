@@ -27,8 +27,8 @@ from safety_monitor.service.ingestion import (
     received_before,
 )
 from safety_monitor.service.pipeline import PipelineConfig
+from streams.decoding import decode
 from streams.embedded import to_service
-from streams.wire import decode
 from tests.factories import ae, subject_id
 
 T0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)

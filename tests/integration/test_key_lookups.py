@@ -19,7 +19,7 @@ from safety_monitor.adapters.sql.repositories.base import key_condition, parse_d
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.domain.derived_grades import span_of
 from safety_monitor.domain.messages import AdverseEvent
-from streams.wire import Decoded, decode
+from streams.decoding import Decoded, decode
 from tests.conftest import Database
 from tests.factories import ae
 

@@ -17,8 +17,8 @@ from safety_monitor.domain.grading import BloodPressureGrader
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.handling import HandlingPolicy, handle_batch
 from safety_monitor.service.pipeline import PipelineConfig
+from streams.decoding import decode
 from streams.embedded import to_service
-from streams.wire import decode
 from tests.conftest import RECIPIENTS, SKELETON_RULES
 from tests.factories import ae, subject_event, subject_id, vs
 from tests.hostile import hostile_lines

@@ -274,8 +274,8 @@ def test_notices_carry_the_rules_recommendation_and_rendered_annotations(full, n
     from safety_monitor.domain.alerts import on_hit
     from safety_monitor.domain.rules import evaluate_ae
     from safety_monitor.service.pipeline import alert_notice
+    from streams.decoding import decode
     from streams.embedded import to_service
-    from streams.wire import decode
 
     item = to_service(decode(json.dumps(ae(S1, "AE-1", "Haemoptysis", 2)), "t:1"))
     (hit,) = [h for h in evaluate_ae(full.ruleset, item.message, "5.0") if h.rule.id == "hemoptysis"]  # type: ignore[union-attr, arg-type]

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from safety_monitor.domain.conditions.ae import AeCondition, GradeSource
 from safety_monitor.domain.conditions.cohort import CohortCondition
 from safety_monitor.ruleset.loader import load_ruleset
-from streams.wire import Decoded, decode
+from streams.decoding import Decoded, decode
 from tests.conftest import ROOT
 from tests.kafka.conftest import PARITY, Stack, results
 

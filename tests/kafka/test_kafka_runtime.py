@@ -207,7 +207,7 @@ async def test_publications_a_crashed_worker_left_unsent_reach_the_topics(stack:
 
 
 def _is_valid(line: str) -> bool:
-    from streams.wire import Decoded, decode
+    from streams.decoding import Decoded, decode
 
     return isinstance(decode(line, "x"), Decoded)
 

@@ -16,7 +16,7 @@ from safety_monitor.domain.messages import SubjectEventKind as K
 from safety_monitor.domain.response import best_overall, summarise
 from safety_monitor.domain.subjects import SubjectEventFact
 from safety_monitor.domain.survival import assessments, overall_survival, progression_free_survival
-from streams.wire import Decoded, decode
+from streams.decoding import Decoded, decode
 from tests.factories import STUDY, ae, rs, subject_id
 
 D = date.fromisoformat

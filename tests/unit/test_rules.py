@@ -11,7 +11,7 @@ from safety_monitor.cli.rule_tests import default_grader
 from safety_monitor.domain.messages import AdverseEvent, Finding
 from safety_monitor.domain.rules import Ruleset, evaluate_ae, evaluate_finding
 from safety_monitor.ruleset.loader import load_ruleset
-from streams.wire import Decoded, decode
+from streams.decoding import Decoded, decode
 from tests.conftest import ROOT
 from tests.factories import ae, lb, vs
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from safety_monitor.domain.messages import AdverseEvent, Finding, SubjectEvent
-from streams.wire import Decoded, Rejected, _instant, decode, json_schemas
+from streams.decoding import Decoded, Rejected, decode
+from streams.wire import _instant, json_schemas
 from tests.factories import ae, lb, subject_event, vs
 
 
@@ -137,7 +138,7 @@ def test_rs_overall_response_decodes_and_refuses_values_outside_recist() -> None
     import json as _json
 
     from safety_monitor.domain.messages import OverallResponse, TumourResponse
-    from streams.wire import Decoded, Rejected, decode
+    from streams.decoding import Decoded, Rejected, decode
     from tests.factories import rs
 
     decoded = decode(_json.dumps(rs(response="non-cr/non-pd")), "t:1")
@@ -153,7 +154,7 @@ def test_subject_efficacy_events_decode() -> None:
     import json as _json
 
     from safety_monitor.domain.messages import SubjectEvent, SubjectEventKind
-    from streams.wire import Decoded, decode
+    from streams.decoding import Decoded, decode
     from tests.factories import subject_event
 
     for name in ("RANDOMIZED", "PROGRESSED", "ALIVE"):

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.wire import MAX_REASON_CHARS, Decoded, Rejected, decode
+from streams.decoding import MAX_REASON_CHARS, Decoded, Rejected, decode
 from tests.factories import ae, lb, subject_event, vs
 
 NOW = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.wire import MAX_LINE_BYTES, Decoded, Rejected, decode
+from streams.decoding import MAX_LINE_BYTES, Decoded, Rejected, decode
 from tests.factories import ae, lb
 
 NOW = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
