@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from safety_monitor.adapters.clock import FixedClock
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.domain.grading import BloodPressureGrader

@@ -70,7 +70,7 @@ import yaml
 
 from safety_monitor.adapters.ctcae_criteria import load_criteria
 from safety_monitor.adapters.mail import MemoryMailer
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.alerts import AlertStatus, ChangeKind
 from safety_monitor.domain.grading import BloodPressureGrader, CombinedGrader

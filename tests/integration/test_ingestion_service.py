@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from safety_monitor.adapters.clock import FixedClock
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.domain.access import Role
 from safety_monitor.domain.rate_limit import Allowance, SiteRateLimiter
 from safety_monitor.domain.users import User

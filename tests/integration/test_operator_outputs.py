@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.adapters.templates import TemplateRenderer
 from safety_monitor.domain.grading import BloodPressureGrader
 from safety_monitor.ruleset.loader import load_ruleset

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.cli.rule_tests import default_grader
 from safety_monitor.ruleset.loader import load_ruleset

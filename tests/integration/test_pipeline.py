@@ -7,7 +7,7 @@ import json
 import pytest
 
 from safety_monitor.adapters.clock import FixedClock
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.domain.alerts import AlertStatus
 from safety_monitor.service.handling import HandlingPolicy, handle_batch
 from safety_monitor.service.pipeline import PipelineConfig

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safety_monitor.adapters.clock import FixedClock
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.domain.grading import BloodPressureGrader
 from safety_monitor.ruleset.loader import load_ruleset
 from safety_monitor.service.handling import HandlingPolicy, handle_batch

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from safety_monitor.adapters.memory import MemoryStore
+from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 from safety_monitor.adapters.sql.database import create_engine, upgrade
 from safety_monitor.adapters.sql.unit_of_work import SqlStore
 from safety_monitor.adapters.statistics import ScipyStatistics

@@ -93,7 +93,7 @@ async def test_patterns_give_the_same_alerts_in_any_arrival_order(store, full, n
         await run(store, full, now, inbound(message))
     got = await _final_state(store)
 
-    from safety_monitor.adapters.memory import MemoryStore
+    from safety_monitor.adapters.memory.unit_of_work import MemoryStore
 
     reference = MemoryStore()
     await run(reference, full, now, inbound(*sorted(messages, key=lambda m: str(m.get("LBDTC", m.get("VSDTC"))))))
