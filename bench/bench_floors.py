@@ -54,11 +54,15 @@ def decode_alone(source: Path) -> tuple[float, int]:
     return spent, decoded
 
 
-def storage_alone(stored: Path, messages: int, batch: int, tmp: Path) -> tuple[float, Counter[str], int]:
+def storage_alone(
+    stored: Path, messages: int, batch: int, tmp: Path, page_size: int | None
+) -> tuple[float, Counter[str], int]:
     """Seconds to write the rows of `stored` again into a fresh file with its schema, `batch` messages' share of
     each table per transaction; the seconds spent on each table's rows, and the rows written."""
     source = sqlite3.connect(stored)
     target = sqlite3.connect(tmp / "floor.db", isolation_level=None)
+    if page_size is not None:  # before anything is written: a page size is fixed once the file has a table
+        target.execute(f"PRAGMA page_size={page_size:d}")
     target.execute("PRAGMA journal_mode=WAL")
     target.execute("PRAGMA synchronous=NORMAL")
     schema = source.execute(
@@ -111,10 +115,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 400_000])
     parser.add_argument("--subjects", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--page-size", type=int, default=None, help="storage alone with this SQLite page size (the store's: 4096)"
+    )
     args = parser.parse_args()
     batch = Settings().batch_size
     budget = 1e6 / GOAL_RATE
-    print(f"SQLite; {args.subjects:,} subjects; batches of {batch:,} messages; {os.cpu_count()} cores")
+    pages = f"pages of {args.page_size:,} bytes" if args.page_size else "the store's page size"
+    print(f"SQLite; {args.subjects:,} subjects; batches of {batch:,} messages; {pages}; {os.cpu_count()} cores")
     print(
         "| messages | whole process (msg/s) | decode alone (us/msg) | storage alone (us/msg) | rows stored "
         "| decode + storage (msg/s) | left of the goal's budget (us/msg) |"
@@ -134,7 +142,7 @@ def main() -> None:
             run = replay(source, size, tmp, None, None)
             if run.dead_lettered != 0:
                 raise SystemExit(f"{size:,} messages: {run.dead_lettered} refused by the replay")
-            storing, per_table, rows = storage_alone(tmp / "scale.db", size, batch, tmp)
+            storing, per_table, rows = storage_alone(tmp / "scale.db", size, batch, tmp, args.page_size)
         decode_us = decoding / size * 1e6
         storage_us = storing / size * 1e6
         print(
