@@ -17,21 +17,24 @@ goal of the scale issue (15,000 msg/s at 400,000 messages, 66.7 us a message on 
 
     python bench/bench_floors.py                     # 50k, 200k, 400k
     python bench/bench_floors.py --sizes 20000       # a quick look
+    python bench/bench_floors.py --database-url postgresql://postgres@127.0.0.1:5432/test   # PostgreSQL
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_scale import generate, replay
+from bench_scale import generate, postgres_schema, replay
 
 from safety_monitor.settings import Settings
 from streams.decoding import Decoded, decode
@@ -105,6 +108,59 @@ def storage_alone(
     return spent, per_table, sum(counts.values())
 
 
+async def storage_alone_postgres(url: str, schema: str, messages: int, batch: int) -> tuple[float, Counter[str], int]:
+    """The same on PostgreSQL: the rows of `schema` written again, a batch's share a transaction, into a second
+    schema whose tables are made `LIKE` them (columns, defaults, constraints and indexes; no foreign keys)."""
+    import asyncpg
+
+    again = f"{schema}_again"
+    source = await asyncpg.connect(url)
+    target = await asyncpg.connect(url)
+    try:
+        names = [
+            row["tablename"]
+            for row in await source.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+        ]
+        counts = {name: await source.fetchval(f'SELECT count(*) FROM "{schema}"."{name}"') for name in names}
+        counts = {name: count for name, count in counts.items() if count and name != "alembic_version"}
+        await target.execute(f'CREATE SCHEMA "{again}"')
+        inserts = {}
+        for name in counts:
+            await target.execute(f'CREATE TABLE "{again}"."{name}" (LIKE "{schema}"."{name}" INCLUDING ALL)')
+            columns = await source.fetchval(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                schema,
+                name,
+            )
+            places = ", ".join(f"${i}" for i in range(1, columns + 1))
+            inserts[name] = f'INSERT INTO "{again}"."{name}" VALUES ({places})'
+        per_table: Counter[str] = Counter()
+        spent = 0.0
+        async with source.transaction():
+            readers = {name: await source.cursor(f'SELECT * FROM "{schema}"."{name}"') for name in counts}
+            done = 0
+            while done < messages:
+                size = min(batch, messages - done)
+                shares = {
+                    name: await reader.fetch(_share(counts[name], done, size, messages))
+                    for name, reader in readers.items()
+                }
+                started = time.perf_counter()
+                async with target.transaction():
+                    for name, rows in shares.items():
+                        if rows:
+                            table_started = time.perf_counter()
+                            await target.executemany(inserts[name], rows)
+                            per_table[name] += time.perf_counter() - table_started
+                spent += time.perf_counter() - started
+                done += size
+        return spent, per_table, sum(counts.values())
+    finally:
+        await target.execute(f'DROP SCHEMA IF EXISTS "{again}" CASCADE')
+        await source.close()
+        await target.close()
+
+
 def _share(rows: int, done: int, size: int, messages: int) -> int:
     """How many of a table's `rows` belong to the batch of messages done..done+size, out of `messages`."""
     return math.ceil(rows * (done + size) / messages) - math.ceil(rows * done / messages)
@@ -115,6 +171,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 400_000])
     parser.add_argument("--subjects", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--database-url", default=None, help="postgresql://...: the same on PostgreSQL")
     parser.add_argument(
         "--page-size", type=int, default=None, help="storage alone with this SQLite page size (the store's: 4096)"
     )
@@ -122,7 +179,8 @@ def main() -> None:
     batch = Settings().batch_size
     budget = 1e6 / GOAL_RATE
     pages = f"pages of {args.page_size:,} bytes" if args.page_size else "the store's page size"
-    print(f"SQLite; {args.subjects:,} subjects; batches of {batch:,} messages; {pages}; {os.cpu_count()} cores")
+    database = "PostgreSQL (fresh schemas)" if args.database_url else f"SQLite ({pages})"
+    print(f"{database}; {args.subjects:,} subjects; batches of {batch:,} messages; {os.cpu_count()} cores")
     print(
         "| messages | whole process (msg/s) | decode alone (us/msg) | storage alone (us/msg) | rows stored "
         "| decode + storage (msg/s) | left of the goal's budget (us/msg) |"
@@ -139,10 +197,21 @@ def main() -> None:
                 raise SystemExit(
                     f"{size:,} messages: {size - decoded} refused by the decoder; the floor would be wrong"
                 )
-            run = replay(source, size, tmp, None, None)
+            if args.database_url:
+                schema = f"bench_floors_{uuid.uuid4().hex[:10]}"
+                asyncio.run(postgres_schema(args.database_url, schema, create=True))
+                try:
+                    run = replay(source, size, tmp, args.database_url, None, schema=schema)
+                    storing, per_table, rows = asyncio.run(
+                        storage_alone_postgres(args.database_url, schema, size, batch)
+                    )
+                finally:
+                    asyncio.run(postgres_schema(args.database_url, schema, create=False))
+            else:
+                run = replay(source, size, tmp, None, None)
+                storing, per_table, rows = storage_alone(tmp / "scale.db", size, batch, tmp, args.page_size)
             if run.dead_lettered != 0:
                 raise SystemExit(f"{size:,} messages: {run.dead_lettered} refused by the replay")
-            storing, per_table, rows = storage_alone(tmp / "scale.db", size, batch, tmp, args.page_size)
         decode_us = decoding / size * 1e6
         storage_us = storing / size * 1e6
         print(

@@ -210,8 +210,18 @@ class Run:
         return int(found.group(1)) if found else -1
 
 
-def replay(source: Path, messages: int, tmp: Path, database_url: str | None, profile: Path | None) -> Run:
-    """One whole `safety-monitor replay` process (migrations, replay, delivery) into a fresh database."""
+def replay(
+    source: Path,
+    messages: int,
+    tmp: Path,
+    database_url: str | None,
+    profile: Path | None,
+    *,
+    schema: str | None = None,
+) -> Run:
+    """One whole `safety-monitor replay` process (migrations, replay, delivery) into a fresh database: a SQLite
+    file in `tmp`, or on PostgreSQL a fresh schema dropped afterwards, unless the caller gives its own (empty)
+    `schema`, which it then drops itself."""
     env = dict(os.environ)
     env |= {
         "MAIL_BACKEND": "capture",
@@ -219,12 +229,13 @@ def replay(source: Path, messages: int, tmp: Path, database_url: str | None, pro
         "SAFETY_MONITOR_RULES_DIR": str(ROOT / "rules"),
         "SAFETY_MONITOR_TEMPLATES_DIR": str(ROOT / "templates"),
     }
-    schema = None
+    owned = None
     db_file = tmp / "scale.db"
     if database_url:
-        schema = f"bench_scale_{uuid.uuid4().hex[:10]}"
+        if schema is None:
+            schema = owned = f"bench_scale_{uuid.uuid4().hex[:10]}"
+            asyncio.run(postgres_schema(database_url, schema, create=True))
         env |= {"DATABASE_URL": database_url, "DATABASE_SCHEMA": schema}
-        asyncio.run(_postgres_schema(database_url, schema, create=True))
     else:
         env["DATABASE_URL"] = f"sqlite:///{db_file}"
     command = [str(Path(sys.executable).parent / "safety-monitor"), "replay", str(source)]
@@ -242,17 +253,18 @@ def replay(source: Path, messages: int, tmp: Path, database_url: str | None, pro
         if process.returncode != 0:
             raise SystemExit(f"replay of {messages:,} messages failed ({process.returncode}):\n{output}")
         size = None
-        if schema is None:
+        if not database_url:
             size = sum(p.stat().st_size for p in tmp.glob("scale.db*")) / 1e6
         # ru_maxrss: KiB on Linux, bytes on macOS
         rss = usage.ru_maxrss / 1e6 if sys.platform == "darwin" else usage.ru_maxrss / 1024
         return Run(messages, seconds, rss, size, load, output)
     finally:
-        if schema is not None:
-            asyncio.run(_postgres_schema(database_url or "", schema, create=False))
+        if owned is not None:
+            asyncio.run(postgres_schema(database_url or "", owned, create=False))
 
 
-async def _postgres_schema(url: str, schema: str, *, create: bool) -> None:
+async def postgres_schema(url: str, schema: str, *, create: bool) -> None:
+    """Create or drop (with everything in it) one schema of the PostgreSQL database at `url`."""
     from sqlalchemy import text
 
     from safety_monitor.adapters.sql.database import create_engine
